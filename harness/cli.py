@@ -1,0 +1,292 @@
+"""The `harness` command. Commands are thin: they parse, call the core, and print."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness import __version__, plugins
+from harness.config import RunConfig, option_help
+from harness.errors import UserError
+from harness.store import Store, default_db_path
+
+console = Console()
+HELP = option_help()
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="harness")
+@click.option("--db", default=None, help="DuckDB store (default ./harness.duckdb, or $HARNESS_DB)")
+@click.option("--plugins-dir", default=None, type=click.Path(), help="load every *.py in DIR as a plugin")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
+    """rag-harness: run, contribute and compare RAG fine-tuning strategies.
+
+    \b
+    Quick start:
+      harness run --plugin no_ft          # the baseline on the offline default models and data
+      harness leaderboard                 # every finished run, best first
+      harness list strategies             # what you can run
+    """
+    ctx.obj = {"db": db or default_db_path()}
+    if plugins_dir:
+        plugins.load_plugins(plugins_dir)
+
+
+def _store(ctx: click.Context) -> Store:
+    return Store(ctx.obj["db"])
+
+
+def run_options(func):
+    """The RunConfig fields as click options (shared by `run` and `grid`)."""
+    options = [
+        click.option("--plugin", "--strategy", "strategy", default="no_ft", show_default=True, help=HELP["strategy"]),
+        click.option("--dataset", default="fanoutqa_wiki", show_default=True, help=HELP["dataset"]),
+        click.option("--embedder", default="minilm", show_default=True, help=HELP["embedder"]),
+        click.option("--generator", default="smollm2-135m", show_default=True, help=HELP["generator"]),
+        click.option("--data-dir", default=None, help=HELP["data_dir"]),
+        click.option("--limit", type=int, default=None, help=HELP["limit"]),
+        click.option("-k", "k", type=int, default=5, show_default=True, help=HELP["k"]),
+        click.option("--epochs", type=int, default=1, show_default=True, help=HELP["epochs"]),
+        click.option("--batch-size", type=int, default=4, show_default=True, help=HELP["batch_size"]),
+        click.option("--tau", type=float, default=0.05, show_default=True, help=HELP["tau"]),
+        click.option("--lora-rank", type=int, default=16, show_default=True, help=HELP["lora_rank"]),
+        click.option("--quantize", type=click.Choice(["4bit"]), default=None, help=HELP["quantize"]),
+        click.option("--max-new-tokens", type=int, default=24, show_default=True, help=HELP["max_new_tokens"]),
+        click.option("--eval-batch-size", type=int, default=8, show_default=True, help=HELP["eval_batch_size"]),
+        click.option("--eval-splits", default="dev,test", show_default=True, help="comma-separated splits to evaluate"),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=HELP["strategy_options"]),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def parse_sets(sets: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got '{item}'")
+        pairs[key.strip().replace("-", "_")] = value.strip()
+    return pairs
+
+
+def build_config(kwargs: dict, **overrides) -> RunConfig:
+    values = dict(kwargs)
+    values["strategy_options"] = parse_sets(values.pop("sets", ()))
+    values["eval_splits"] = [s.strip() for s in values.pop("eval_splits").split(",") if s.strip()]
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+def _lr(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        lr = float(value)
+    except ValueError:
+        raise UserError(f"{name} must be a number > 0, got '{value}'") from None
+    if not lr > 0:
+        raise UserError(f"{name} must be a number > 0, got '{value}'")
+    return lr
+
+
+@cli.command()
+@run_options
+@click.option("--seed", type=int, default=0, show_default=True, help=HELP["seed"])
+@click.option("--embed-lr", default=None, help=HELP["embed_lr"])
+@click.option("--gen-lr", default=None, help=HELP["gen_lr"])
+@click.option("--force", is_flag=True, help="run even if an identical run (same config and code) is stored")
+@click.pass_context
+def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | None, **kwargs) -> None:
+    """Run one strategy end to end: fit, evaluate on dev and test, store the run.
+
+    \b
+    Examples:
+      harness run --plugin no_ft
+      harness run --plugin rag_token --embed-lr 3e-7 --gen-lr 1e-5
+      harness run --plugin jsa_rag --set proposals=8
+      harness run --plugin no_ft --dataset local --data-dir ./my_data
+    """
+    from harness.runner import execute
+
+    cfg = build_config(kwargs, embed_lr=_lr(embed_lr, "--embed-lr"), gen_lr=_lr(gen_lr, "--gen-lr"))
+    store = _store(ctx)
+    _quiet_libraries()
+    outcome = execute(cfg, store, force=force)
+    if outcome.status == "skipped":
+        console.print(f"[yellow]identical run {outcome.run_id} already stored; use --force to run again[/]")
+    else:
+        console.print(f"[green]run {outcome.run_id} finished[/] and stored in {store.path}")
+    print_metrics(outcome.metrics)
+
+
+def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    table = Table("split", "EM", "F1", "recall@5", "answer_recall@5", "n", "eval s")
+    for split, values in metrics.items():
+        if split == "cost":
+            continue
+        table.add_row(split, *(_fmt(values.get(m)) for m in ("em", "f1", "recall@5", "answer_recall@5", "n", "eval_seconds")))
+    console.print(table)
+    cost = metrics.get("cost", {})
+    if cost:
+        console.print(
+            f"fit {cost.get('fit_seconds', 0):.1f}s · peak memory {cost.get('peak_memory_mb', 0):.0f} MB · "
+            f"trained tokens {cost.get('trained_tokens', 0):.0f} · index refreshes {cost.get('index_refreshes', 0):.0f}"
+        )
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+@cli.command(name="plugins")
+def plugins_command() -> None:
+    """List loaded plugins, where each came from, and the hooks it implements."""
+    table = Table("plugin", "origin", "hooks")
+    for info in plugins.plugin_info():
+        table.add_row(info["name"], info["origin"], ", ".join(info["hooks"]))
+    console.print(table)
+
+
+@cli.command(name="list")
+@click.argument("what", type=click.Choice(["strategies", "models", "datasets"]))
+@click.option("--verbose", "-v", is_flag=True, help="show descriptions, sources and licenses")
+def list_command(what: str, verbose: bool) -> None:
+    """List registered strategies, models (embedders and generators) or datasets."""
+    if what == "strategies":
+        reg = plugins.strategies()
+        table = Table("strategy", "needs context labels", "plugin", "description")
+        for name, cls in sorted(reg.items.items()):
+            table.add_row(name, "yes" if getattr(cls, "needs_context_labels", False) else "no", reg.owners[name],
+                          getattr(cls, "description", "") or (cls.__doc__ or "").strip().splitlines()[0])
+    elif what == "models":
+        table = Table("kind", "name", "plugin", "description")
+        for kind, reg in plugins.models().items():
+            for name, spec in sorted(reg.items.items()):
+                table.add_row(kind, name + ("<id>" if name.endswith(":") else ""), reg.owners[name], spec.description)
+    else:
+        reg = plugins.datasets()
+        columns = ["dataset", "context labels", "description"] + (["license", "source"] if verbose else [])
+        table = Table(*columns)
+        for name, spec in sorted(reg.items.items()):
+            row = [name, "yes" if spec.has_context_labels else "no", spec.description]
+            table.add_row(*(row + ([spec.license, spec.source] if verbose else [])))
+    console.print(table)
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="every finished run, not only the latest per configuration")
+@click.option("--split", default="test", show_default=True, help="split whose metrics are shown")
+@click.pass_context
+def leaderboard(ctx: click.Context, show_all: bool, split: str) -> None:
+    """Finished runs as a table, best test EM first."""
+    from harness.leaderboard import leaderboard_rows
+
+    rows = leaderboard_rows(_store(ctx), split, latest_only=not show_all)
+    if not rows:
+        console.print(f"no finished runs in {ctx.obj['db']}: run `harness run` first")
+        return
+    table = Table("run", "strategy", "dataset", "embedder", "generator", "seed", "EM", "F1", "recall@5",
+                  "answer_recall@5", "fit s", title=f"{split} split · {ctx.obj['db']}")
+    for r in rows:
+        table.add_row(r["id"], r["strategy"], r["dataset"], r["embedder"], r["generator"], str(r["seed"]),
+                      *(_fmt(r.get(m)) for m in ("em", "f1", "recall@5", "answer_recall@5", "fit_seconds")))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--predictions", "n_predictions", default=5, show_default=True, help="how many predictions to show")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, n_predictions: int) -> None:
+    """Show one run: config, status, metrics and a few predictions (RUN_ID may be a prefix)."""
+    store = _store(ctx)
+    run = store.find_run(run_id)
+    console.print(f"[bold]run {run['id']}[/] · {run['status']} · {run['strategy']} on {run['dataset']} "
+                  f"({run['embedder']} + {run['generator']}) · started {run['started_at']}")
+    if run["error"]:
+        console.print(f"[red]error:[/] {run['error']}")
+    console.print(f"code {run['harness_version']} @ {run['git_sha']} · device {run['device']}")
+    console.print_json(run["config"])
+    print_metrics(store.run_metrics(run["id"]))
+    preds = store.run_predictions(run["id"], limit=n_predictions)
+    if preds:
+        table = Table("split", "question", "prediction", "gold", "EM", "F1", title="predictions")
+        for p in preds:
+            table.add_row(p["split"], p["question"], p["prediction"], ", ".join(json.loads(p["golds"])),
+                          f"{p['em']:.0f}", f"{p['f1']:.2f}")
+        console.print(table)
+
+
+@cli.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the store's schema (every command does this on first write too)."""
+    from harness.migrations import migrate as apply
+    from harness.store import connect_with_retry
+
+    con = connect_with_retry(ctx.obj["db"])
+    try:
+        applied = apply(con)
+    finally:
+        con.close()
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+def _register_plugin_commands() -> None:
+    plugins.pm.hook.register_commands(cli=cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: load plugins, add their commands, run; a user's mistake is one line and exit code 2."""
+    from harness.runner import StrategyFailed
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins.load_plugins(_early_plugins_dir(argv))
+        _register_plugin_commands()
+        cli.main(args=argv, prog_name="harness", standalone_mode=False)
+    except click.exceptions.Abort:
+        console.print("[red]aborted[/]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except StrategyFailed as exc:
+        print(f"error: {exc} (the run is stored as failed; `harness show` has it)", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: the run is stored as interrupted; earlier runs are intact", file=sys.stderr)
+        sys.exit(130)
+
+
+def _early_plugins_dir(argv: list[str]) -> str | None:
+    """`--plugins-dir` is needed before the CLI is built, so plugin commands can register."""
+    for i, arg in enumerate(argv):
+        if arg == "--plugins-dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--plugins-dir="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("HARNESS_PLUGINS_DIR")

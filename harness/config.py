@@ -1,0 +1,106 @@
+"""The resolved configuration of one run, its key, and where caches live."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import UserError
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides a run's result. Stored whole with every run; its hash is the run key."""
+
+    strategy: str = _opt("no_ft", "strategy plugin name (`harness list strategies`)")
+    dataset: str = _opt("fanoutqa_wiki", "dataset plugin name (`harness list datasets`)")
+    embedder: str = _opt("minilm", "embedder name, or hf:<hub id or local folder>")
+    generator: str = _opt("smollm2-135m", "generator name, or hf:<hub id or local folder>")
+    data_dir: str | None = _opt(None, "local copy of the dataset (for `local` and hub datasets)")
+    limit: int | None = _opt(None, "use at most this many examples per split (quick runs)")
+    seed: int = _opt(0, "random seed for training")
+    k: int = _opt(5, "passages retrieved per question (top-k)")
+    epochs: int = _opt(1, "training epochs")
+    batch_size: int = _opt(4, "training batch size (questions per step)")
+    embed_lr: float | None = _opt(None, "embedder learning rate (strategy default if unset)")
+    gen_lr: float | None = _opt(None, "generator learning rate (strategy default if unset)")
+    tau: float = _opt(0.05, "temperature of the retrieval softmax p(z|x) over cosine scores")
+    lora_rank: int = _opt(16, "LoRA rank for generator fine-tuning")
+    quantize: str | None = _opt(None, "generator quantization for training: 4bit (QLoRA, needs bitsandbytes)")
+    max_new_tokens: int = _opt(24, "maximum answer length at evaluation, in tokens")
+    eval_batch_size: int = _opt(8, "questions per generation batch at evaluation")
+    eval_splits: list[str] = _opt(["dev", "test"], "splits the harness evaluates after fit")
+    strategy_options: dict[str, Any] = _opt({}, "strategy-specific options (--set key=value)")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("embed_lr", "gen_lr"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise UserError(f"--{name.replace('_', '-')} must be a number > 0, got {value!r}")
+        for name in ("k", "epochs", "batch_size", "lora_rank", "max_new_tokens", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit must be at least 1, got {self.limit}")
+        if self.tau <= 0:
+            raise UserError(f"--tau must be > 0, got {self.tau}")
+        if self.quantize not in (None, "4bit"):
+            raise UserError(f"--quantize must be 4bit (or unset), got {self.quantize!r}")
+        bad = [s for s in self.eval_splits if s not in ("train", "dev", "test")]
+        if bad:
+            raise UserError(f"evaluation splits must be among train, dev, test; got {bad}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def run_key(self) -> str:
+        """Same resolved config + same code version = same key (DESIGN.md §10)."""
+        payload = json.dumps({"config": self.to_dict(), "code": code_version()}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def option_help() -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(RunConfig)}
+
+
+@cache
+def git_sha() -> str | None:
+    """The commit the harness runs from (with `-dirty` if its tree has changes), or None outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha.stdout.strip()[:12] + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def code_version() -> str:
+    return f"{__version__}+{git_sha() or 'nogit'}"
+
+
+def cache_dir() -> Path:
+    """Where converted models, corpus embeddings and indexes are cached (HARNESS_CACHE to move it)."""
+    path = Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "rag-harness")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

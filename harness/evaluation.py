@@ -1,0 +1,66 @@
+"""The harness, not the strategy, evaluates: every leaderboard row is measured by this code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from harness.metrics import answer_hit, bootstrap_interval, exact_match, f1_score, passage_hit
+from harness.pipeline import RagPipeline
+from harness.types import RagExample
+
+
+@dataclass
+class SplitResult:
+    split: str
+    metrics: dict[str, float]
+    predictions: list[dict]
+
+
+def evaluate(pipeline: RagPipeline, examples: list[RagExample], split: str, max_new_tokens: int = 24,
+             batch_size: int = 8, seed: int = 0) -> SplitResult:
+    """Retrieve top-k for every question (one batched search), generate in batches, score each example."""
+    if not examples:
+        return SplitResult(split, {}, [])
+    k = pipeline.k
+    questions = [ex.question for ex in examples]
+    rows, _ = pipeline.retrieve(questions)
+    prompts = pipeline.prompts(questions, rows)
+    answers: list[str] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc=f"generating ({split})", unit="batch", disable=None):
+        answers += pipeline.generator.generate(prompts[start : start + batch_size], max_new_tokens, batch_size)
+    predictions = [_score(ex, answer, pipeline.passages(r), k, split) for ex, answer, r in zip(examples, answers, rows)]
+    return SplitResult(split, summarize(predictions, k, seed), predictions)
+
+
+def _score(ex: RagExample, answer: str, passages, k: int, split: str) -> dict:
+    has_labels = bool(ex.gold_passage_ids)
+    return {
+        "split": split,
+        "example_id": ex.id,
+        "question": ex.question,
+        "prediction": answer,
+        "golds": ex.answers,
+        "gold_passage_ids": ex.gold_passage_ids,
+        "retrieved_ids": [p.id for p in passages],
+        "em": exact_match(answer, ex.answers),
+        "f1": f1_score(answer, ex.answers),
+        "hit": passage_hit([p.id for p in passages], ex.gold_passage_ids, k) if has_labels else None,
+        "answer_hit": answer_hit([p.text for p in passages], ex.answers, k),
+    }
+
+
+def summarize(predictions: list[dict], k: int, seed: int = 0) -> dict[str, float]:
+    """Split metrics in percent, with 95% bootstrap intervals for EM and F1."""
+    out: dict[str, float] = {"n": float(len(predictions))}
+    for name in ("em", "f1"):
+        values = [100 * p[name] for p in predictions]
+        out[name] = float(np.mean(values))
+        out[f"{name}_low"], out[f"{name}_high"] = bootstrap_interval(values, seed=seed)
+    hits = [p["hit"] for p in predictions if p["hit"] is not None]
+    if hits:
+        out[f"recall@{k}"] = 100 * float(np.mean(hits))
+    out[f"answer_recall@{k}"] = 100 * float(np.mean([p["answer_hit"] for p in predictions]))
+    return out

@@ -1,0 +1,31 @@
+"""The hooks a plugin can implement. Each receives a `register` callback (or the CLI group)."""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("harness")
+hookimpl = pluggy.HookimplMarker("harness")
+
+
+@hookspec
+def register_strategies(register):
+    """Register strategy classes: ``register(StrategyClass)``; each has ``name``, ``citation``, ``fit(ctx)``."""
+
+
+@hookspec
+def register_models(register):
+    """Register embedder and generator specs: ``register(EmbedderSpec(...))`` or ``register(GeneratorSpec(...))``."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register dataset specs: ``register(DatasetSpec(name, load, ...))``; ``load(options)`` returns a RagDataset."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to the ``harness`` CLI group ``cli``."""
+
+
+@hookspec
+def run_finished(run):
+    """Called after a run is stored, with its summary dict (id, config, metrics): exporters live here."""

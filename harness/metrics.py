@@ -1,0 +1,105 @@
+"""One implementation of every metric, used by every run (DESIGN.md §6).
+
+EM and F1 follow the official SQuAD v1.1 evaluation script: lower-case, drop punctuation, drop the
+articles a/an/the, collapse whitespace; the score is the max over gold answers.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_PUNCT = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(g) for g in golds))
+
+
+def _f1_one(prediction: str, gold: str) -> float:
+    pred_tokens = normalize_answer(prediction).split()
+    gold_tokens = normalize_answer(gold).split()
+    common = Counter(pred_tokens) & Counter(gold_tokens)
+    overlap = sum(common.values())
+    if not pred_tokens or not gold_tokens:
+        return float(pred_tokens == gold_tokens)
+    if overlap == 0:
+        return 0.0
+    precision = overlap / len(pred_tokens)
+    recall = overlap / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str, golds: Sequence[str]) -> float:
+    return max((_f1_one(prediction, g) for g in golds), default=0.0)
+
+
+def passage_hit(retrieved_ids: Sequence[str], gold_ids: Sequence[str], k: int) -> float:
+    """recall@k for one question: 1 if any gold passage id is in the top k."""
+    return float(bool(set(retrieved_ids[:k]) & set(gold_ids)))
+
+
+def answer_hit(passage_texts: Sequence[str], golds: Sequence[str], k: int) -> float:
+    """answer_recall@k for one question (DPR `has_answer` style): a normalized gold answer occurs,
+    on token boundaries, inside one of the top-k normalized passages."""
+    padded = [f" {normalize_answer(t)} " for t in passage_texts[:k]]
+    needles = [f" {normalize_answer(g)} " for g in golds if normalize_answer(g)]
+    return float(any(n in p for n in needles for p in padded))
+
+
+def bootstrap_interval(values: Sequence[float], n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean over examples."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, arr.size, size=(n_resamples, arr.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    higher_is_better: bool
+    description: str
+    unit: str = ""
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in [
+        MetricInfo("em", True, "Exact match after SQuAD normalization, max over gold answers", "%"),
+        MetricInfo("f1", True, "Token F1 after SQuAD normalization, max over gold answers", "%"),
+        MetricInfo("recall@5", True, "Share of questions with a gold passage id in the top 5 (needs context labels)", "%"),
+        MetricInfo("answer_recall@5", True, "Share of questions with a gold answer string inside a top-5 passage", "%"),
+        MetricInfo("fit_seconds", False, "Wall-clock seconds spent in strategy.fit", "s"),
+        MetricInfo("eval_seconds", False, "Wall-clock seconds to retrieve and generate for the evaluated split", "s"),
+        MetricInfo("gpu_hours", False, "fit seconds × GPUs used / 3600 (0 on CPU)", "h"),
+        MetricInfo("peak_memory_mb", False, "CUDA max allocated, or process peak RSS on CPU", "MB"),
+        MetricInfo("trained_tokens", False, "Tokens the generator was trained on (prompt + answer)", ""),
+        MetricInfo("index_refreshes", False, "Times the corpus was re-encoded and re-indexed during fit", ""),
+        MetricInfo("refresh_seconds", False, "Seconds spent re-encoding and re-indexing during fit", "s"),
+    ]
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Info for a stored metric name; `recall@k` for any k, and `_low`/`_high` interval bounds."""
+    base = re.sub(r"_(low|high)$", "", name)
+    base = re.sub(r"@\d+$", "@5", base)
+    return METRICS.get(base, MetricInfo(name, True, name))

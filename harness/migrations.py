@@ -1,0 +1,115 @@
+"""All DDL of the store, as named migrations recorded in `_migrations` when applied.
+
+Add a change as a new function `mNNN_what_it_does(con)` at the end of MIGRATIONS; never edit an old one.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY,
+            run_key VARCHAR NOT NULL,
+            grid_id VARCHAR,
+            config JSON NOT NULL,
+            strategy VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            embedder VARCHAR NOT NULL,
+            generator VARCHAR NOT NULL,
+            seed INTEGER NOT NULL,
+            status VARCHAR NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+            error VARCHAR,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            git_sha VARCHAR,
+            harness_version VARCHAR,
+            packages JSON,
+            device VARCHAR,
+            device_count INTEGER
+        )
+        """
+    )
+    con.execute("CREATE INDEX runs_run_key ON runs (run_key)")
+    con.execute(
+        """
+        CREATE TABLE metrics (
+            run_id VARCHAR NOT NULL,
+            split VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE,
+            PRIMARY KEY (run_id, split, name)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE predictions (
+            run_id VARCHAR NOT NULL,
+            split VARCHAR NOT NULL,
+            example_id VARCHAR NOT NULL,
+            question VARCHAR NOT NULL,
+            prediction VARCHAR NOT NULL,
+            golds JSON NOT NULL,
+            gold_passage_ids JSON NOT NULL,
+            retrieved_ids JSON NOT NULL,
+            em DOUBLE NOT NULL,
+            f1 DOUBLE NOT NULL,
+            hit DOUBLE,
+            answer_hit DOUBLE NOT NULL,
+            PRIMARY KEY (run_id, split, example_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE train_log (
+            run_id VARCHAR NOT NULL,
+            step INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE,
+            elapsed DOUBLE NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE artifacts (
+            run_id VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS = [m001_initial]
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+    return [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction. Returns the names applied."""
+    done = set(applied_migrations(con))
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        migration(con)
+        con.execute("INSERT INTO _migrations VALUES (?, now())", [migration.__name__])
+        con.execute("COMMIT")
+        applied.append(migration.__name__)
+    return applied
+
+
+def latest_migration() -> str:
+    return MIGRATIONS[-1].__name__

@@ -1,0 +1,55 @@
+"""Loading helpers shared by model plugins: safe Hugging Face loading and package data paths."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from harness.errors import UserError
+
+
+def package_dir(package: str, install_hint: str) -> Path:
+    """The folder of an installed package, found without importing it (some have unmet optional deps)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"package '{package}' is not installed: {install_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def load_sentence_transformer(path_or_id: str, device: str):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path_or_id, device=device, trust_remote_code=False)
+    except OSError as exc:
+        raise UserError(f"cannot load embedder '{path_or_id}': {exc}".splitlines()[0]) from None
+
+
+def load_causal_lm(path_or_id: str, device: str, quantize: str | None = None):
+    """(model, tokenizer) in float32 (CPU) or bfloat16 (CUDA); 4-bit NF4 through bitsandbytes if asked."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict = {"trust_remote_code": False, "use_safetensors": True}
+    kwargs["dtype"] = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if quantize == "4bit":
+        kwargs["quantization_config"] = bnb_4bit_config(compute_dtype=kwargs["dtype"])
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
+    except OSError as exc:
+        raise UserError(f"cannot load generator '{path_or_id}': {exc}".splitlines()[0]) from None
+    if quantize != "4bit":
+        model.to(device)
+    return model, tokenizer
+
+
+def bnb_4bit_config(compute_dtype):
+    """QLoRA's 4-bit NF4 with double quantization; bitsandbytes is imported lazily with a clear error."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("--quantize 4bit needs bitsandbytes: pip install 'rag-harness[gpu]'")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype
+    )

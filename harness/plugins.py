@@ -1,0 +1,171 @@
+"""The plugin manager: built-ins, installed entry points (group `harness`) and `--plugins-dir` files.
+
+Plugins are arbitrary code. `HARNESS_LOAD_PLUGINS=a,b` loads only the named installed plugins (an
+allowlist; empty string = none); built-ins always load. `HARNESS_TRACE_PLUGINS=1` prints every hook call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import PluginError, UserError, unknown_name_error
+
+BUILTIN_PLUGINS = (
+    "plugins.strategies.no_ft",
+    "plugins.models.minilm",
+    "plugins.models.smollm2",
+    "plugins.models.hf_hub",
+    "plugins.models.tiny",
+    "plugins.datasets.fanoutqa_wiki",
+    "plugins.datasets.local",
+)
+ENTRY_POINT_GROUP = "harness"
+
+pm = pluggy.PluginManager("harness")
+pm.add_hookspecs(hookspecs)
+_loaded = False
+_origins: dict[str, str] = {}  # plugin name -> "builtin" | "entry point <dist>" | "file <path>"
+
+
+def load_plugins(plugins_dir: str | None = None) -> pluggy.PluginManager:
+    """Load built-ins and installed plugins once; load `plugins_dir` files whenever it is given."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module_name in BUILTIN_PLUGINS:
+            _register(importlib.import_module(module_name), module_name, "builtin")
+        _load_entry_points()
+    if plugins_dir:
+        load_plugins_dir(plugins_dir)
+    if os.environ.get("HARNESS_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda text: print(text, end="", file=sys.stderr))
+        pm.enable_tracing()
+    return pm
+
+
+def _register(plugin: Any, name: str, origin: str) -> None:
+    if pm.has_plugin(name) or pm.is_registered(plugin):
+        return
+    try:
+        pm.register(plugin, name=name)
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(plugin)
+        raise PluginError(f"plugin '{name}' ({origin}) implements an unknown or malformed hook: {exc}") from None
+    _origins[name] = origin
+
+
+def _load_entry_points() -> None:
+    allow = os.environ.get("HARNESS_LOAD_PLUGINS")
+    allowed = None if allow is None else {a.strip() for a in allow.split(",") if a.strip()}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not hide behind a traceback
+            raise PluginError(f"plugin '{ep.name}' (entry point {ep.value}) failed to load: {exc!r}") from None
+        dist = ep.dist.name if ep.dist else "?"
+        _register(module, ep.name, f"entry point of {dist}")
+
+
+def load_plugins_dir(directory: str) -> None:
+    root = Path(directory)
+    if not root.is_dir():
+        raise UserError(f"--plugins-dir {directory} is not a directory")
+    for path in sorted(root.glob("*.py")):
+        name = f"harness_local_{path.stem}"
+        if pm.has_plugin(name):
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise PluginError(f"plugin file {path} failed to load: {exc!r}") from None
+        _register(module, name, f"file {path}")
+
+
+def plugin_info() -> list[dict]:
+    """Each loaded plugin: its name, where it came from, and the hooks it implements."""
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        out.append({"name": name, "origin": _origins.get(name, "registered in code"), "hooks": hooks})
+    return sorted(out, key=lambda p: (p["origin"] != "builtin", p["name"]))
+
+
+# -- registries ----------------------------------------------------------------------------------
+@dataclass
+class Registry:
+    """What the `register_*` hooks registered, keyed by name; duplicates are an error naming both."""
+
+    kind: str
+    items: dict[str, Any] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, item: Any, owner: str) -> None:
+        if name in self.items:
+            raise PluginError(f"{self.kind} '{name}' is registered twice: by {self.owners[name]} and by {owner}")
+        self.items[name] = item
+        self.owners[name] = owner
+
+    def get(self, name: str) -> Any:
+        """The item named `name`; a name like `hf:org/model` goes to the family registered as `hf:`."""
+        if name in self.items:
+            return self.items[name]
+        prefix, sep, rest = name.partition(":")
+        family = self.items.get(prefix + ":") if sep else None
+        if family is not None and rest:
+            return family.resolve(rest)
+        raise unknown_name_error(self.kind, name, list(self.items))
+
+
+def _collect(hook_name: str, kinds: dict[str, Registry], key) -> None:
+    hook = getattr(pm.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        def register(item, _owner=impl.plugin_name):
+            kind, name = key(item)
+            kinds[kind].add(name, item, _owner)
+
+        try:
+            impl.function(register)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin '{impl.plugin_name}' raised in {hook_name}: {exc!r}") from None
+
+
+def strategies() -> Registry:
+    reg = Registry("strategy")
+    _collect("register_strategies", {"strategy": reg}, lambda cls: ("strategy", _strategy_name(cls)))
+    return reg
+
+
+def _strategy_name(cls: Any) -> str:
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not callable(getattr(cls, "fit", None)):
+        raise PluginError(f"strategy {cls!r} needs a string `name` and a `fit(ctx)` method")
+    return name
+
+
+def models() -> dict[str, Registry]:
+    regs = {"embedder": Registry("embedder"), "generator": Registry("generator")}
+    _collect("register_models", regs, lambda spec: (spec.kind, spec.name))
+    return regs
+
+
+def datasets() -> Registry:
+    reg = Registry("dataset")
+    _collect("register_datasets", {"dataset": reg}, lambda spec: ("dataset", spec.name))
+    return reg

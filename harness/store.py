@@ -1,0 +1,170 @@
+"""The DuckDB store: every run, its metrics, predictions, training log and artifacts.
+
+DuckDB allows one writing process and no reader beside it, so the store never keeps the database open:
+each call opens it, writes in one transaction and closes it, retrying with backoff while another
+process holds the lock. The schema lives in `harness.migrations` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from harness.errors import UserError
+from harness.migrations import migrate
+
+DEFAULT_DB = "harness.duckdb"
+
+
+def default_db_path() -> str:
+    return os.environ.get("HARNESS_DB", DEFAULT_DB)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text or "resource temporarily unavailable" in text
+
+
+def connect_with_retry(path: str, read_only: bool = False, timeout: float = 30.0, **config: Any) -> duckdb.DuckDBPyConnection:
+    """Open `path`, retrying with exponential backoff while another process holds the lock."""
+    delay, deadline = 0.05, time.monotonic() + timeout
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only, config=config)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc):
+                raise UserError(f"cannot open database {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise UserError(
+                    f"database {path} is locked by another process (waited {timeout:.0f}s); "
+                    "wait for it to finish or use --db to pick another file"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise UserError(f"cannot open database {path}: {exc}") from exc
+
+
+@dataclass
+class Store:
+    path: str
+    lock_timeout: float = 30.0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open, migrate, run the body in one transaction, commit (or roll back), close."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = connect_with_retry(self.path, timeout=self.lock_timeout)
+        try:
+            migrate(con)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    # -- run lifecycle -------------------------------------------------------------------------
+    def start_run(self, run_id: str, run_key: str, config: dict, meta: dict) -> None:
+        with self.transaction() as con:
+            con.execute(
+                """INSERT INTO runs (id, run_key, grid_id, config, strategy, dataset, embedder, generator, seed,
+                   status, started_at, git_sha, harness_version, packages, device, device_count)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', now(), ?, ?, ?, ?, ?)""",
+                [
+                    run_id, run_key, meta.get("grid_id"), json.dumps(config), config["strategy"],
+                    config["dataset"], config["embedder"], config["generator"], config["seed"],
+                    meta.get("git_sha"), meta.get("harness_version"), json.dumps(meta.get("packages", {})),
+                    meta.get("device"), meta.get("device_count", 0),
+                ],
+            )
+
+    def finish_run(self, run_id: str, metrics: Sequence[tuple[str, str, float]], predictions: Sequence[dict]) -> None:
+        """Write metrics and predictions and mark the run finished, all in one transaction."""
+        with self.transaction() as con:
+            if metrics:
+                con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
+            if predictions:
+                con.executemany(
+                    "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_prediction_row(run_id, p) for p in predictions],
+                )
+            con.execute("UPDATE runs SET status = 'finished', finished_at = now() WHERE id = ?", [run_id])
+
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Mark a run failed or interrupted, with its error. Nothing else of it is written."""
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET status = ?, error = ?, finished_at = now() WHERE id = ?", [status, error, run_id])
+
+    def log_steps(self, run_id: str, rows: Sequence[tuple[int, str, float, float]]) -> None:
+        """Append training-log rows (step, name, value, elapsed seconds)."""
+        if rows:
+            with self.transaction() as con:
+                con.executemany("INSERT INTO train_log VALUES (?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+
+    def add_artifact(self, run_id: str, kind: str, path: str, sha256: str) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, now())", [run_id, kind, path, sha256])
+
+    def set_grid(self, run_id: str, grid_id: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET grid_id = ? WHERE id = ?", [grid_id, run_id])
+
+    # -- reading -------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        with self.transaction() as con:
+            cur = con.execute(sql, list(params))
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def finished_run_with_key(self, run_key: str) -> str | None:
+        rows = self.query(
+            "SELECT id FROM runs WHERE run_key = ? AND status = 'finished' ORDER BY started_at DESC LIMIT 1", [run_key]
+        )
+        return rows[0]["id"] if rows else None
+
+    def find_run(self, run_id_prefix: str) -> dict:
+        rows = self.query("SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at", [run_id_prefix + "%"])
+        if not rows:
+            raise UserError(f"no run with id '{run_id_prefix}' in {self.path}; `harness leaderboard` lists them")
+        if len(rows) > 1:
+            raise UserError(f"run id prefix '{run_id_prefix}' matches {len(rows)} runs; give more characters")
+        return rows[0]
+
+    def run_metrics(self, run_id: str) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for row in self.query("SELECT split, name, value FROM metrics WHERE run_id = ?", [run_id]):
+            out.setdefault(row["split"], {})[row["name"]] = row["value"]
+        return out
+
+    def run_predictions(self, run_id: str, limit: int | None = None) -> list[dict]:
+        sql = "SELECT * FROM predictions WHERE run_id = ? ORDER BY example_id"
+        return self.query(sql + (f" LIMIT {int(limit)}" if limit else ""), [run_id])
+
+    def finished_runs(self) -> list[dict]:
+        """Every finished run with its metrics pivoted into columns `split/name`."""
+        runs = self.query("SELECT * FROM runs WHERE status = 'finished' ORDER BY finished_at")
+        for run in runs:
+            for split, values in self.run_metrics(run["id"]).items():
+                for name, value in values.items():
+                    run[f"{split}/{name}"] = value
+        return runs
+
+
+def _prediction_row(run_id: str, p: dict) -> tuple:
+    return (
+        run_id, p["split"], p["example_id"], p["question"], p["prediction"], json.dumps(p["golds"]),
+        json.dumps(p["gold_passage_ids"]), json.dumps(p["retrieved_ids"]), p["em"], p["f1"], p["hit"], p["answer_hit"],
+    )

