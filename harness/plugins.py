@@ -10,6 +10,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import pkgutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +21,19 @@ import pluggy
 from harness import hookspecs
 from harness.errors import PluginError, UserError, unknown_name_error
 
-BUILTIN_PLUGINS = (
-    "plugins.strategies.no_ft",
-    "plugins.models.minilm",
-    "plugins.models.smollm2",
-    "plugins.models.hf_hub",
-    "plugins.models.tiny",
-    "plugins.datasets.fanoutqa_wiki",
-    "plugins.datasets.local",
-)
+BUILTIN_PACKAGES = ("plugins.strategies", "plugins.models", "plugins.datasets", "plugins.commands")
 ENTRY_POINT_GROUP = "harness"
+
+
+def builtin_plugin_modules() -> list[str]:
+    """Every public module under the built-in plugin packages: adding a file adds a plugin."""
+    names = []
+    for package_name in BUILTIN_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                names.append(f"{package_name}.{info.name}")
+    return sorted(names)
 
 pm = pluggy.PluginManager("harness")
 pm.add_hookspecs(hookspecs)
@@ -42,7 +46,7 @@ def load_plugins(plugins_dir: str | None = None) -> pluggy.PluginManager:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module_name in BUILTIN_PLUGINS:
+        for module_name in builtin_plugin_modules():
             _register(importlib.import_module(module_name), module_name, "builtin")
         _load_entry_points()
     if plugins_dir:

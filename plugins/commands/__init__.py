@@ -1,0 +1,1 @@
+"""Built-in CLI command plugins (register_commands)."""

@@ -1,0 +1,95 @@
+"""Shared fixtures: an isolated cache and store, a tiny local dataset, the tiny models.
+
+Tiny random models are built once per session into a session cache (seconds); the real packaged
+models are used only by tests marked `packaged`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+TINY_CORPUS = [
+    ("Paris", "Paris is the capital and largest city of France."),
+    ("Berlin", "Berlin is the capital of Germany and its largest city."),
+    ("Rome", "Rome is the capital city of Italy."),
+    ("Madrid", "Madrid is the capital of Spain."),
+    ("Lisbon", "Lisbon is the capital of Portugal."),
+    ("Vienna", "Vienna is the capital of Austria."),
+    ("Oslo", "Oslo is the capital of Norway."),
+    ("Nile", "The Nile is a river in Africa, flowing into the Mediterranean Sea."),
+    ("Everest", "Mount Everest is the highest mountain above sea level."),
+    ("Tokyo", "Tokyo is the capital of Japan."),
+]
+TINY_QUESTIONS = [
+    ("What is the capital of France?", "Paris", 0),
+    ("What is the capital of Germany?", "Berlin", 1),
+    ("What is the capital of Italy?", "Rome", 2),
+    ("What is the capital of Spain?", "Madrid", 3),
+    ("What is the capital of Portugal?", "Lisbon", 4),
+    ("What is the capital of Austria?", "Vienna", 5),
+    ("What is the capital of Norway?", "Oslo", 6),
+    ("Where does the Nile flow?", "Mediterranean Sea", 7),
+    ("What is the highest mountain?", "Mount Everest", 8),
+    ("What is the capital of Japan?", "Tokyo", 9),
+]
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("harness-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path, session_cache):
+    """Every test gets its own store and artifact folder; caches are shared within the session."""
+    monkeypatch.setenv("HARNESS_CACHE", str(session_cache))
+    monkeypatch.setenv("HARNESS_DB", str(tmp_path / "harness.duckdb"))
+    monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("HARNESS_THREADS", os.environ.get("HARNESS_THREADS", "1"))
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.delenv("HARNESS_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("HARNESS_PLUGINS_DIR", raising=False)
+
+
+def write_tiny_dataset(root: Path, with_labels: bool = True) -> Path:
+    """A local-format dataset: 10 passages, questions split 6 train / 2 dev / 2 test."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "corpus.jsonl").open("w") as fh:
+        for i, (title, text) in enumerate(TINY_CORPUS):
+            fh.write(json.dumps({"id": f"p{i}", "title": title, "text": text}) + "\n")
+    splits = {"train": TINY_QUESTIONS[:6], "dev": TINY_QUESTIONS[6:8], "test": TINY_QUESTIONS[8:]}
+    for split, rows in splits.items():
+        with (root / f"{split}.jsonl").open("w") as fh:
+            for i, (question, answer, gold) in enumerate(rows):
+                row = {"id": f"{split}-{i}", "question": question, "answers": [answer]}
+                if with_labels:
+                    row["gold_passage_ids"] = [f"p{gold}"]
+                fh.write(json.dumps(row) + "\n")
+    return root
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    return write_tiny_dataset(tmp_path / "tiny_data")
+
+
+@pytest.fixture
+def tiny_data_unlabelled(tmp_path) -> Path:
+    return write_tiny_dataset(tmp_path / "tiny_data_nolabels", with_labels=False)
+
+
+def tiny_run_args(data_dir: Path, strategy: str = "no_ft", *extra: str) -> list[str]:
+    """CLI arguments for a fast run on the tiny models and dataset."""
+    return ["run", "--plugin", strategy, "--dataset", "local", "--data-dir", str(data_dir),
+            "--embedder", "tiny-embedder", "--generator", "tiny-llama", "--max-new-tokens", "4", *extra]
+
+
+@pytest.fixture
+def store(tmp_path):
+    from harness.store import Store
+
+    return Store(str(tmp_path / "harness.duckdb"), lock_timeout=2.0)
