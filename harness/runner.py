@@ -91,7 +91,7 @@ def configure_torch(seed: int) -> None:
 def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, device: str) -> RagPipeline:
     embedder = resolved.embedder_spec.load(ModelOptions(device=device))
     index = build_or_load_index(embedder, dataset.corpus)
-    model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device))
+    model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=cfg.quantize))
     return RagPipeline(embedder, embedder, index, dataset.corpus, Generator(model, tokenizer), cfg.k)
 
 
