@@ -16,7 +16,14 @@ from harness.config import RunConfig, option_help
 from harness.errors import UserError
 from harness.store import Store, default_db_path
 
-console = Console()
+class _Console:
+    """Rich output, full width when piped (a table of runs should not be folded at 80 columns)."""
+
+    def __getattr__(self, name):
+        return getattr(Console(width=None if sys.stdout.isatty() else 160), name)
+
+
+console = _Console()
 HELP = option_help()
 
 
@@ -61,6 +68,7 @@ def run_options(func):
         click.option("--generator", default="smollm2-135m", show_default=True, help=HELP["generator"]),
         click.option("--data-dir", default=None, help=HELP["data_dir"]),
         click.option("--limit", type=int, default=None, help=HELP["limit"]),
+        click.option("--corpus-limit", type=int, default=None, help=HELP["corpus_limit"]),
         click.option("-k", "k", type=int, default=5, show_default=True, help=HELP["k"]),
         click.option("--epochs", type=int, default=1, show_default=True, help=HELP["epochs"]),
         click.option("--batch-size", type=int, default=4, show_default=True, help=HELP["batch_size"]),
@@ -177,7 +185,7 @@ def list_command(what: str, verbose: bool) -> None:
         table = Table("strategy", "needs context labels", "plugin", "description")
         for name, cls in sorted(reg.items.items()):
             table.add_row(name, "yes" if getattr(cls, "needs_context_labels", False) else "no", reg.owners[name],
-                          getattr(cls, "description", "") or (cls.__doc__ or "").strip().splitlines()[0])
+                          getattr(cls, "description", "") or ((cls.__doc__ or "").strip().splitlines() or [""])[0])
     elif what == "models":
         table = Table("kind", "name", "plugin", "description")
         for kind, reg in plugins.models().items():

@@ -32,6 +32,7 @@ class RunConfig:
     generator: str = _opt("smollm2-135m", "generator name, or hf:<hub id or local folder>")
     data_dir: str | None = _opt(None, "local copy of the dataset (for `local` and hub datasets)")
     limit: int | None = _opt(None, "use at most this many examples per split (quick runs)")
+    corpus_limit: int | None = _opt(None, "keep only the first N passages plus every gold passage (quick runs)")
     seed: int = _opt(0, "random seed for training")
     k: int = _opt(5, "passages retrieved per question (top-k)")
     epochs: int = _opt(1, "training epochs")
@@ -57,8 +58,9 @@ class RunConfig:
         for name in ("k", "epochs", "batch_size", "lora_rank", "max_new_tokens", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.limit is not None and self.limit < 1:
-            raise UserError(f"--limit must be at least 1, got {self.limit}")
+        for name in ("limit", "corpus_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.tau <= 0:
             raise UserError(f"--tau must be > 0, got {self.tau}")
         if self.quantize not in (None, "4bit"):

@@ -19,6 +19,7 @@ import torch
 from harness import __version__, plugins
 from harness.config import RunConfig, git_sha
 from harness.context import FitContext, parse_strategy_options
+from harness.datautil import limit_corpus
 from harness.errors import UserError
 from harness.evaluation import evaluate
 from harness.generation import Generator
@@ -71,6 +72,8 @@ def resolve(cfg: RunConfig) -> Resolved:
 
 def load_dataset(cfg: RunConfig, resolved: Resolved) -> RagDataset:
     dataset = resolved.dataset_spec.load(DatasetOptions(data_dir=cfg.data_dir, limit=cfg.limit))
+    if cfg.corpus_limit:
+        dataset = limit_corpus(dataset, cfg.corpus_limit)
     if getattr(resolved.strategy_cls, "needs_context_labels", False) and not dataset.has_context_labels:
         raise UserError(
             f"strategy '{cfg.strategy}' needs context labels (gold passage ids) and dataset '{cfg.dataset}' has none; "

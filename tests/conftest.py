@@ -93,3 +93,30 @@ def store(tmp_path):
     from harness.store import Store
 
     return Store(str(tmp_path / "harness.duckdb"), lock_timeout=2.0)
+
+
+@pytest.fixture
+def clean_plugins():
+    """Unregister every plugin a test adds, so the global manager is as it was (llm's pattern)."""
+    from harness import plugins
+
+    plugins.load_plugins()
+    before = {name for name, _ in plugins.pm.list_name_plugin()}
+    try:
+        yield plugins
+    finally:
+        for name, plugin in list(plugins.pm.list_name_plugin()):
+            if name not in before:
+                plugins.pm.unregister(plugin)
+                plugins._origins.pop(name, None)
+
+
+def run_cli(args: list[str]) -> int:
+    """Run `harness ARGS` in-process through the real entry point; returns the exit code."""
+    from harness.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

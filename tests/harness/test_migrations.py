@@ -1,0 +1,23 @@
+"""A blank database migrates to the current schema; migrating twice is a no-op."""
+
+import duckdb
+
+from harness.migrations import MIGRATIONS, applied_migrations, latest_migration, migrate
+
+
+def columns(con, table):
+    return [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def test_blank_database_gets_every_table(tmp_path):
+    con = duckdb.connect(str(tmp_path / "blank.duckdb"))
+    applied = migrate(con)
+    assert applied == [m.__name__ for m in MIGRATIONS]
+    assert applied_migrations(con)[-1] == latest_migration()
+    assert {"id", "run_key", "grid_id", "config", "status", "error", "git_sha", "packages", "device"} <= set(columns(con, "runs"))
+    assert columns(con, "metrics") == ["run_id", "split", "name", "value"]
+    assert {"retrieved_ids", "gold_passage_ids", "em", "f1", "hit", "answer_hit"} <= set(columns(con, "predictions"))
+    assert columns(con, "train_log") == ["run_id", "step", "name", "value", "elapsed"]
+    assert columns(con, "artifacts") == ["run_id", "kind", "path", "sha256", "created_at"]
+    assert migrate(con) == []
+    con.close()
