@@ -200,3 +200,37 @@ def test_corpus_limit_keeps_first_passages_and_gold_ones(tiny_data, tiny_data_un
     preds = db().run_predictions(db().query("SELECT id FROM runs")[0]["id"])
     assert all(set(json.loads(p["retrieved_ids"])) <= {"p0", "p1", "p2"} for p in preds)
     assert all(p["hit"] is None for p in preds)  # no context labels: recall@k is not computed
+
+
+def test_unreadable_database_is_reported(tiny_data, capsys):
+    with open(os.environ["HARNESS_DB"], "wb") as fh:
+        fh.write(b"this is not a duckdb file" * 100)
+    assert run_cli(tiny_run_args(tiny_data)) == 2
+    assert_one_line_error(capsys, "cannot open database")
+
+
+def test_database_is_not_held_open_during_fit(clean_plugins, tiny_data, tmp_path):
+    """While a strategy trains, another process can open the store (the dashboard's situation)."""
+    plugin_dir = tmp_path / "r"
+    plugin_dir.mkdir()
+    (plugin_dir / "probing.py").write_text(textwrap.dedent('''
+        import os, subprocess, sys
+        from harness.hookspecs import hookimpl
+
+        class Probing:
+            name = "probing"
+            citation = ""
+            needs_context_labels = False
+            def fit(self, ctx):
+                code = "import duckdb, os; duckdb.connect(os.environ['HARNESS_DB'], read_only=True).close()"
+                subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+                ctx.log(0, probe_ok=1.0)
+
+        @hookimpl
+        def register_strategies(register):
+            register(Probing)
+    '''))
+    assert run_cli(["--plugins-dir", str(plugin_dir), *tiny_run_args(tiny_data, "probing")]) == 0
+    [run] = db().query("SELECT * FROM runs")
+    assert run["status"] == "finished"
+    assert db().query("SELECT value FROM train_log WHERE name = 'probe_ok'")[0]["value"] == 1.0
