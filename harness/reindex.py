@@ -1,0 +1,273 @@
+"""The trained passage side: a separate passage tower, and re-indexing the corpus while training continues.
+
+Siriwardhana et al. (2021), rag-end2end §3–4: when the passage encoder E_p trains, the corpus vectors go
+stale; re-encoding and re-indexing every N steps would stall training for the whole re-encode, so it runs
+beside the training loop and the new index is swapped in when ready.
+
+    refresher = IndexRefresher(ctx, passage_encoder, every=5, mode="background")
+    try:
+        for step ...:
+            ...one training step...
+            refresher.between_steps(step)    # install a finished index; snapshot E_p and start one if due
+        refresher.finish(last_step)          # final index from the final E_p (what the harness evaluates)
+    finally:
+        refresher.close()                    # stops a worker still running (error or Ctrl-C): never a hang
+
+How it stays correct:
+- the worker encodes with a *snapshot* of E_p (deep copy, eval mode, no grad) taken at a step boundary, so
+  training keeps updating the live tower while the corpus is encoded with a consistent set of weights;
+- the worker builds a new `PassageIndex` off to the side and never touches the pipeline: only the training
+  loop installs it, between steps, so one step always sees one index;
+- a worker exception is kept and re-raised in the training thread at the next step boundary
+  (`RefreshFailed`), so the run fails (stored as failed) instead of training on silently;
+- `close()` sets a stop flag the worker checks between encoding batches and joins it; the thread is a daemon,
+  so even a worker stuck inside one batch cannot keep the process alive.
+
+`mode="sync"` runs the same work in the training thread (training waits): the comparison point of
+bench/bench_refresh.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from harness.retrieval import IndexParams, PassageIndex, embedding_dimension, encode_texts, encode_with_grad
+from harness.types import Corpus, Passage
+
+REFRESH_MODES = ("background", "sync")
+JOIN_SECONDS = 30.0
+
+
+class RefreshFailed(RuntimeError):
+    """The background re-indexing worker raised; re-raised in the training thread at a step boundary."""
+
+
+def refresh_failed(error: BaseException) -> RefreshFailed:
+    return RefreshFailed(f"re-indexing the corpus failed: {type(error).__name__}: {error}")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass
+class Refresh:
+    """A finished re-index: the new index, the step whose E_p weights encoded it, and its wall time."""
+
+    index: PassageIndex
+    snapshot_step: int
+    seconds: float
+
+
+# -- the separate passage tower -----------------------------------------------------------------
+def separate_passage_tower(pipeline) -> torch.nn.Module:
+    """Give the pipeline its own passage tower E_p: a deep copy of the (shared) embedder, trainable.
+
+    The corpus index was built by this same embedder, so nothing needs re-encoding until E_p moves.
+    """
+    if pipeline.passage_encoder is pipeline.query_encoder:
+        pipeline.passage_encoder = copy.deepcopy(pipeline.query_encoder)
+    for p in pipeline.passage_encoder.parameters():
+        p.requires_grad_(True)
+    return pipeline.passage_encoder
+
+
+def passage_vectors_with_grad(passage_encoder, passages: Sequence[Sequence[Passage]]) -> torch.Tensor:
+    """E_p(z) for each question's candidates, re-encoded with the autograd graph kept: (B, k, D).
+
+    Every row must hold the same number of passages (pad with any passage and mask the scores).
+    """
+    B, k = len(passages), len(passages[0])
+    flat = [z.as_text() for zs in passages for z in zs]
+    return encode_with_grad(passage_encoder, flat).view(B, k, -1)
+
+
+def snapshot_tower(encoder) -> torch.nn.Module:
+    """A frozen copy of a tower: what the worker encodes with while training updates the original."""
+    frozen = copy.deepcopy(encoder)
+    frozen.eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+        p.grad = None
+    return frozen
+
+
+# -- the worker -----------------------------------------------------------------------------------
+class Reindexer:
+    """Re-encodes `corpus` with a snapshot of a tower and builds a new index, in a thread or inline.
+
+    At most one refresh is in flight. `request` snapshots the tower and starts one; `poll` returns the
+    finished `Refresh` (or None), re-raising a worker failure as `RefreshFailed`; `cancel` stops one.
+    """
+
+    def __init__(self, corpus: Corpus, mode: str = "background", params: IndexParams = IndexParams(),
+                 batch_size: int = 64):
+        if mode not in REFRESH_MODES:
+            raise ValueError(f"refresh mode must be one of {', '.join(REFRESH_MODES)}, got '{mode}'")
+        self.corpus, self.mode, self.params, self.batch_size = corpus, mode, params, batch_size
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._result: Refresh | None = None
+        self._error: BaseException | None = None
+        self.requested_step: int | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        """A refresh was requested and not yet collected by `poll`/`wait`."""
+        return self.requested_step is not None
+
+    def request(self, encoder, step: int) -> bool:
+        """Snapshot `encoder` now (a step boundary) and re-index with it; False if one is already in flight."""
+        if self.in_flight:
+            return False
+        snapshot = snapshot_tower(encoder)
+        self.requested_step, self._result, self._error = step, None, None
+        self._stop.clear()
+        if self.mode == "sync":
+            self._work(snapshot, step)
+        else:
+            self._thread = threading.Thread(target=self._work, args=(snapshot, step), name="harness-reindex",
+                                            daemon=True)
+            self._thread.start()
+        return True
+
+    def poll(self) -> Refresh | None:
+        """The finished refresh, once; None while it runs or when none was requested."""
+        if not self.in_flight or (self._thread is not None and self._thread.is_alive()):
+            return None
+        return self._collect()
+
+    def wait(self) -> Refresh | None:
+        """Block until the refresh in flight is done and return it (None if none was requested)."""
+        if not self.in_flight:
+            return None
+        if self._thread is not None:
+            self._thread.join()
+        return self._collect()
+
+    def cancel(self) -> BaseException | None:
+        """Stop a refresh in flight and drop its result; the worker stops at its next batch boundary.
+
+        Returns the worker's exception if it had failed (the caller decides whether to raise it).
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=JOIN_SECONDS)
+        error = self._error
+        self._thread, self.requested_step, self._result, self._error = None, None, None, None
+        return error
+
+    def close(self) -> None:
+        """Stop any worker without raising: the cleanup path of an error or Ctrl-C."""
+        self.cancel()
+
+    def __enter__(self) -> "Reindexer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _collect(self) -> Refresh | None:
+        self._thread, self.requested_step = None, None
+        error, result, self._error, self._result = self._error, self._result, None, None
+        if error is not None:
+            raise refresh_failed(error) from error
+        return result
+
+    def _work(self, snapshot, step: int) -> None:
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                vectors = self._encode(snapshot)
+            index = PassageIndex.build(vectors, self.params)
+            self._result = Refresh(index, step, time.perf_counter() - start)
+        except _Cancelled:
+            pass
+        except Exception as exc:  # kept and re-raised in the training thread by poll()/wait()
+            self._error = exc
+        if self.mode == "sync" and self._error is not None:
+            self._collect()
+
+    def _encode(self, snapshot) -> np.ndarray:
+        out = np.empty((len(self.corpus), embedding_dimension(snapshot)), dtype=np.float32)
+        row = 0
+        for texts in self.corpus.iter_texts(self.batch_size):
+            if self._stop.is_set():
+                raise _Cancelled
+            out[row : row + len(texts)] = encode_texts(snapshot, texts, self.batch_size)
+            row += len(texts)
+        return out
+
+
+# -- the schedule a training loop follows --------------------------------------------------------
+class IndexRefresher:
+    """Every `every` steps re-index with a snapshot of E_p; install finished indexes between steps.
+
+    Counts what the harness stores: ctx.index_refreshes, ctx.refresh_seconds (worker wall time spent
+    encoding + building), and logs per installed index `refresh_staleness_steps` (steps between the
+    snapshot and the swap) and `refresh_seconds`; at the end the mean staleness and `refresh_wait_seconds`
+    (time the training thread spent blocked on re-indexing: all of it with mode=sync).
+    """
+
+    def __init__(self, ctx, passage_encoder, every: int, mode: str = "background", batch_size: int = 64):
+        if every < 0:
+            raise ValueError(f"refresh_every must be >= 0 (0 = only the final refresh), got {every}")
+        self.ctx, self.encoder, self.every = ctx, passage_encoder, every
+        self.reindexer = Reindexer(ctx.dataset.corpus, mode, batch_size=batch_size)
+        self.last_request = 0
+        self.installed_step = 0  # the step whose weights built the index in use (0 = the base embedder)
+        self.staleness: list[int] = []
+        self.wait_seconds = 0.0
+
+    def between_steps(self, step: int) -> None:
+        """Call after step `step` (optimizer stepped) and before the next one reads the index."""
+        waited = time.perf_counter()
+        if (refresh := self.reindexer.poll()) is not None:
+            self._install(refresh, step)
+        if self.every and step - self.last_request >= self.every and not self.reindexer.in_flight:
+            self.reindexer.request(self.encoder, step)
+            self.last_request = step
+            if (refresh := self.reindexer.poll()) is not None:  # sync mode: done already
+                self._install(refresh, step)
+        self.wait_seconds += time.perf_counter() - waited  # background: the snapshot copy only
+
+    def finish(self, step: int, final_refresh: bool = True) -> None:
+        """End of training: make the index match the final passage tower (unless it already does).
+
+        A refresh in flight from an earlier snapshot is cancelled (it would be stale); one snapshotted at
+        this very step is waited for; otherwise the final E_p re-indexes now, in the training thread.
+        """
+        waited = time.perf_counter()
+        if self.reindexer.in_flight and self.reindexer.requested_step == step:
+            self._install(self.reindexer.wait(), step)
+        elif self.reindexer.in_flight and (error := self.reindexer.cancel()) is not None:
+            raise refresh_failed(error) from error
+        if final_refresh and self.installed_step != step:
+            sync = Reindexer(self.ctx.dataset.corpus, "sync", batch_size=self.reindexer.batch_size)
+            sync.request(self.encoder, step)
+            self._install(sync.poll(), step)
+        self.wait_seconds += time.perf_counter() - waited
+        summary = {"refresh_wait_seconds": self.wait_seconds}
+        if self.staleness:
+            summary["refresh_staleness_mean"] = float(np.mean(self.staleness))
+        self.ctx.log(step, **summary)
+
+    def close(self) -> None:
+        self.reindexer.close()
+
+    def _install(self, refresh: Refresh | None, step: int) -> None:
+        if refresh is None:
+            return
+        self.ctx.pipeline.index = refresh.index
+        self.ctx.index_refreshes += 1
+        self.ctx.refresh_seconds += refresh.seconds
+        self.installed_step = refresh.snapshot_step
+        self.staleness.append(step - refresh.snapshot_step)
+        self.ctx.log(step, refresh_staleness_steps=step - refresh.snapshot_step, refresh_seconds=refresh.seconds)
