@@ -41,9 +41,10 @@ def encode_texts(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 def encode_with_grad(model, texts: list[str]) -> torch.Tensor:
     """Normalized embeddings (N, D) with the autograd graph kept: what trains a tower."""
-    features = model.tokenize(texts)
+    features = (model.preprocess if hasattr(model, "preprocess") else model.tokenize)(texts)
     device = next(model.parameters()).device
-    features = {k: v.to(device) for k, v in features.items()}
+    # sentence-transformers >= 6 adds non-tensor entries (e.g. modality="text"): move only the tensors
+    features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     return F.normalize(model(features)["sentence_embedding"], dim=-1)
 
 
