@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import __version__, plugins
-from harness.config import RunConfig, option_help
+from harness.config import INDEX_KINDS, RunConfig, option_help
 from harness.errors import UserError
 from harness.store import Store, default_db_path
 
@@ -70,6 +70,7 @@ def run_options(func):
         click.option("--limit", type=int, default=None, help=HELP["limit"]),
         click.option("--corpus-limit", type=int, default=None, help=HELP["corpus_limit"]),
         click.option("-k", "k", type=int, default=5, show_default=True, help=HELP["k"]),
+        click.option("--index", type=click.Choice(INDEX_KINDS), default="flat", show_default=True, help=HELP["index"]),
         click.option("--epochs", type=int, default=1, show_default=True, help=HELP["epochs"]),
         click.option("--batch-size", type=int, default=4, show_default=True, help=HELP["batch_size"]),
         click.option("--tau", type=float, default=0.05, show_default=True, help=HELP["tau"]),
@@ -177,7 +178,7 @@ def plugins_command() -> None:
 
 @cli.command(name="list")
 @click.argument("what", type=click.Choice(["strategies", "models", "datasets"]))
-@click.option("--verbose", "-v", is_flag=True, help="show descriptions, sources and licenses")
+@click.option("--verbose", "-v", is_flag=True, help="show sizes, sources and licenses")
 def list_command(what: str, verbose: bool) -> None:
     """List registered strategies, models (embedders and generators) or datasets."""
     if what == "strategies":
@@ -193,11 +194,11 @@ def list_command(what: str, verbose: bool) -> None:
                 table.add_row(kind, name + ("<id>" if name.endswith(":") else ""), reg.owners[name], spec.description)
     else:
         reg = plugins.datasets()
-        columns = ["dataset", "context labels", "description"] + (["license", "source"] if verbose else [])
+        columns = ["dataset", "context labels", "description"] + (["size", "license", "source"] if verbose else [])
         table = Table(*columns)
         for name, spec in sorted(reg.items.items()):
             row = [name, "yes" if spec.has_context_labels else "no", spec.description]
-            table.add_row(*(row + ([spec.license, spec.source] if verbose else [])))
+            table.add_row(*(row + ([getattr(spec, "size", ""), spec.license, spec.source] if verbose else [])))
     console.print(table)
 
 

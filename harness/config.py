@@ -15,6 +15,8 @@ from typing import Any
 from harness import __version__
 from harness.errors import UserError
 
+INDEX_KINDS = ("flat", "hnsw", "ivfpq")
+
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (dict, list)):
@@ -35,6 +37,8 @@ class RunConfig:
     corpus_limit: int | None = _opt(None, "keep only the first N passages plus every gold passage (quick runs)")
     seed: int = _opt(0, "random seed for training")
     k: int = _opt(5, "passages retrieved per question (top-k)")
+    index: str = _opt("flat", "passage index: flat (exact), hnsw or ivfpq (approximate, for corpora of millions; "
+                              "recall against exact search: bench/bench_index_recall.py)")
     epochs: int = _opt(1, "training epochs")
     batch_size: int = _opt(4, "training batch size (questions per step)")
     embed_lr: float | None = _opt(None, "embedder learning rate (strategy default if unset)")
@@ -63,6 +67,8 @@ class RunConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.tau <= 0:
             raise UserError(f"--tau must be > 0, got {self.tau}")
+        if self.index not in INDEX_KINDS:
+            raise UserError(f"--index must be one of {', '.join(INDEX_KINDS)}, got {self.index!r}")
         if self.quantize not in (None, "4bit"):
             raise UserError(f"--quantize must be 4bit (or unset), got {self.quantize!r}")
         bad = [s for s in self.eval_splits if s not in ("train", "dev", "test")]

@@ -24,7 +24,7 @@ from harness.errors import UserError
 from harness.evaluation import evaluate
 from harness.generation import Generator
 from harness.pipeline import RagPipeline
-from harness.retrieval import build_or_load_index
+from harness.retrieval import IndexParams, build_or_load_index
 from harness.store import Store
 from harness.timing import Timer, device_description, peak_memory_mb, pick_device
 from harness.types import DatasetOptions, ModelOptions, RagDataset
@@ -93,7 +93,7 @@ def configure_torch(seed: int) -> None:
 
 def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, device: str) -> RagPipeline:
     embedder = resolved.embedder_spec.load(ModelOptions(device=device))
-    index = build_or_load_index(embedder, dataset.corpus)
+    index = build_or_load_index(embedder, dataset.corpus, IndexParams(kind=cfg.index))
     model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=cfg.quantize))
     return RagPipeline(embedder, embedder, index, dataset.corpus, Generator(model, tokenizer), cfg.k)
 

@@ -87,6 +87,7 @@ class DatasetSpec:
     has_context_labels: bool = True
     license: str = ""
     source: str = ""
+    size: str = ""  # for the dataset card, e.g. "14,267 questions; 29.9M passages"
 
 
 @dataclass(frozen=True)
