@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from harness.config import RunConfig
 from harness.errors import UserError
 from harness.pipeline import RagPipeline
-from harness.retrieval import PassageIndex, encode_corpus
+from harness.retrieval import IndexParams, PassageIndex, encode_corpus
 from harness.store import Store
 from harness.timing import Timer
 from harness.types import RagDataset
@@ -71,7 +71,7 @@ class FitContext:
         """Re-encode the corpus with `encoder` (default: the passage tower) and swap the new index in."""
         start = time.perf_counter()
         vectors = encode_corpus(encoder or self.pipeline.passage_encoder, self.dataset.corpus, desc="re-indexing")
-        self.pipeline.index = PassageIndex.build(vectors)
+        self.pipeline.index = PassageIndex.build(vectors, IndexParams(kind=self.config.index))
         self.index_refreshes += 1
         self.refresh_seconds += time.perf_counter() - start
         return self.pipeline.index
