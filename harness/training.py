@@ -8,16 +8,22 @@ Notation (DESIGN.md §5): question x, answer y = y_1..y_T, passages z in the top
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import json
 import random
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from harness.config import RunConfig
 from harness.generation import Generator
 from harness.pipeline import RagPipeline
 from harness.retrieval import encode_texts, encode_with_grad
-from harness.types import Passage, RagExample
+from harness.timing import peak_memory_mb
+from harness.types import Corpus, Passage, RagExample
 
 
 # -- data order ---------------------------------------------------------------------------------
@@ -36,9 +42,15 @@ def steps_per_run(n_examples: int, batch_size: int, epochs: int) -> int:
 
 
 # -- optimisation -------------------------------------------------------------------------------
-def linear_schedule(param_groups: list[tuple[list[torch.nn.Parameter], float]], total_steps: int):
-    """AdamW over groups of (params, lr) with the papers' linear decay to 0, no warm-up."""
-    groups = [{"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in param_groups]
+def linear_schedule(param_groups: list[tuple], total_steps: int):
+    """AdamW over groups of (params, lr) or (params, lr, name) with the papers' linear decay to 0, no warm-up.
+
+    A named group's current learning rate is logged as `<name>_lr` by `StepMeter`.
+    """
+    groups = [
+        {"params": [p for p in group[0] if p.requires_grad], "lr": group[1], "name": group[2] if len(group) > 2 else None}
+        for group in param_groups
+    ]
     groups = [g for g in groups if g["params"]]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max(1, total_steps)))
@@ -124,3 +136,137 @@ def rag_token_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Ten
     """
     per_token = torch.logsumexp(log_pz[:, :, None] + token_lp, dim=1)  # (B, T)
     return -(per_token * mask[:, 0, :]).sum(-1).mean()
+
+
+# -- strategy defaults --------------------------------------------------------------------------
+def strategy_default(cfg: RunConfig, name: str, default):
+    """`cfg.<name>` when the user set it, else the strategy's own default.
+
+    A learning rate is "set" when it is not None. An integer option (batch_size, epochs) is "set" when it
+    differs from RunConfig's default, so `--batch-size 16` wins and an untouched run gets the strategy's
+    value (e.g. ft_embed's batch of 8 from the paper). The effective value is logged at step 0.
+    """
+    value = getattr(cfg, name)
+    if name.endswith("_lr"):
+        return default if value is None else value
+    harness_default = next(f.default for f in dataclasses.fields(RunConfig) if f.name == name)
+    return default if value == harness_default else value
+
+
+def effective_k(pipeline: RagPipeline, k: int) -> int:
+    """k, capped by the corpus size (a 3-passage corpus cannot give 5 candidates)."""
+    return min(k, len(pipeline.corpus))
+
+
+# -- what a loop logs ---------------------------------------------------------------------------
+class StepMeter:
+    """Per-step cost of a training loop (torchtune style).
+
+    `start()` before a step, `log(step, loss, optimizer, tokens)` after it: adds `tokens` to
+    ctx.trained_tokens and logs loss, the learning rate of every param group (`lr` = the first group's,
+    `<name>_lr` for named groups), tokens/s and peak memory (MB) to the store.
+    """
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self._start = time.perf_counter()
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+
+    def log(self, step: int, loss: torch.Tensor, optimizer: torch.optim.Optimizer, tokens: int, **extra: float) -> None:
+        seconds = max(time.perf_counter() - self._start, 1e-9)
+        self.ctx.trained_tokens += int(tokens)
+        lrs = {f"{g['name']}_lr": g["lr"] for g in optimizer.param_groups if g.get("name")}
+        self.ctx.log(step, loss=float(loss.detach()), lr=optimizer.param_groups[0]["lr"], **lrs,
+                     tokens_per_second=tokens / seconds, step_seconds=seconds,
+                     peak_memory_mb=peak_memory_mb(self.ctx.device), **extra)
+
+
+def generator_token_count(generator: Generator, prompts: Sequence[str], answers: Sequence[str]) -> int:
+    """Tokens the generator reads in one forward: prompt + answer + EOS of every pair."""
+    prompt_ids = generator.tokenizer(list(prompts), add_special_tokens=not generator.chat)["input_ids"]
+    return sum(len(p) for p in prompt_ids) + sum(len(generator.answer_token_ids(a)) for a in answers)
+
+
+def encoder_token_count(encoder, texts: Sequence[str]) -> int:
+    """Tokens a sentence-transformer reads for `texts` (after its truncation)."""
+    tokenize = encoder.preprocess if hasattr(encoder, "preprocess") else encoder.tokenize
+    return int(tokenize(list(texts))["attention_mask"].sum())
+
+
+# -- context labels -----------------------------------------------------------------------------
+def gold_passage(example: RagExample, corpus: Corpus) -> Passage | None:
+    """The first of the example's gold passages that the corpus holds (None without context labels)."""
+    for passage_id in example.gold_passage_ids:
+        row = corpus.row_of(passage_id)
+        if row is not None:
+            return corpus[row]
+    return None
+
+
+# -- parameters ---------------------------------------------------------------------------------
+def trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def unfreeze(module: torch.nn.Module) -> None:
+    for p in module.parameters():
+        p.requires_grad_(True)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every parameter: what tests and two_phase compare bit for bit."""
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+# -- QLoRA --------------------------------------------------------------------------------------
+def bitsandbytes_available() -> bool:
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+def use_qlora(ctx) -> bool:
+    """QLoRA (4-bit NF4 base + LoRA) when `--quantize 4bit`, and by default on CUDA when bitsandbytes is
+    installed (the paper's setting); plain LoRA on CPU, where 4-bit only saves memory and costs time."""
+    if ctx.config.quantize == "4bit":
+        return True
+    return ctx.device.startswith("cuda") and bitsandbytes_available()
+
+
+def prepare_generator_for_lora(ctx) -> Generator:
+    """Add LoRA (rank cfg.lora_rank) to the pipeline's generator; reload it in 4 bits first if QLoRA is the
+    default here but the run loaded it unquantized (CUDA without `--quantize`)."""
+    generator = ctx.pipeline.generator
+    quantized = use_qlora(ctx)
+    if quantized and ctx.config.quantize != "4bit":
+        from harness import plugins
+        from harness.types import ModelOptions
+
+        spec = plugins.models()["generator"].get(ctx.config.generator)
+        generator.model = None
+        torch.cuda.empty_cache()
+        generator.model, _ = spec.load(ModelOptions(device=ctx.device, quantize="4bit"))
+    add_lora(generator, ctx.config.lora_rank, quantized=quantized)
+    return generator
+
+
+# -- artifacts ----------------------------------------------------------------------------------
+ARTIFACT_NOTE = "harness-artifact.json"
+
+
+def save_adapter(ctx, generator: Generator) -> None:
+    """The generator's LoRA adapter (peft folder, adapter weights only) as the run's `adapter` artifact."""
+    ctx.save_artifact("adapter", lambda folder: generator.model.save_pretrained(folder))
+
+
+def save_embedder(ctx, encoder, reindexed: bool = False) -> None:
+    """The tuned query tower (sentence-transformers folder) as the run's `embedder` artifact.
+
+    `reindexed` records whether the corpus was re-encoded with it (then reloading re-encodes too);
+    otherwise retrieval uses the base embedder's index, as during the run.
+    """
+    def save(folder):
+        encoder.save(str(folder))
+        (folder / ARTIFACT_NOTE).write_text(json.dumps({"kind": "embedder", "reindexed": reindexed}))
+
+    ctx.save_artifact("embedder", save)

@@ -1,0 +1,89 @@
+"""Reload a run's saved artifacts onto its base pipeline and evaluate them again (`harness evaluate RUN_ID`).
+
+Artifact kinds (the `artifacts` table; written by strategies through `ctx.save_artifact`):
+- `adapter`: a peft LoRA folder for the run's generator (adapter weights only, safetensors);
+- `embedder`: a sentence-transformers folder, the tuned query tower. Its `harness-artifact.json` says
+  whether the corpus was re-encoded with it (`reindexed`); if not, retrieval uses the base index, as the
+  run did.
+Each folder's sha256 is checked against the store before it is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from harness.config import RunConfig
+from harness.context import folder_sha256
+from harness.errors import UserError
+from harness.pipeline import RagPipeline
+from harness.store import Store
+from harness.training import ARTIFACT_NOTE
+
+
+def stored_config(run: dict) -> RunConfig:
+    """The run's RunConfig; keys this version of the harness does not know are dropped."""
+    config = json.loads(run["config"]) if isinstance(run["config"], str) else dict(run["config"])
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in config.items() if k in known})
+
+
+def run_artifacts(store: Store, run_id: str) -> dict[str, Path]:
+    """kind -> folder of the run's newest artifact of that kind, after checking its sha256."""
+    rows = store.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
+    found = {}
+    for row in rows:
+        path = Path(row["path"])
+        if not path.is_dir():
+            raise UserError(f"artifact {row['kind']} of run {run_id} is missing: {path}")
+        if folder_sha256(path) != row["sha256"]:
+            raise UserError(f"artifact {row['kind']} of run {run_id} changed since it was stored (sha256 mismatch): {path}")
+        found[row["kind"]] = path
+    return found
+
+
+def apply_artifacts(pipeline: RagPipeline, artifacts: dict[str, Path], device: str, index_kind: str = "flat") -> None:
+    """Put the tuned query tower and the LoRA adapter into a pipeline built from the base models."""
+    from harness.modelutil import load_sentence_transformer
+
+    if "embedder" in artifacts:
+        folder = artifacts["embedder"]
+        encoder = load_sentence_transformer(str(folder), device)
+        pipeline.query_encoder = encoder
+        note = folder / ARTIFACT_NOTE
+        if note.is_file() and json.loads(note.read_text()).get("reindexed"):
+            from harness.retrieval import IndexParams, build_or_load_index
+
+            pipeline.passage_encoder = encoder
+            pipeline.index = build_or_load_index(encoder, pipeline.corpus, IndexParams(kind=index_kind))
+    if "adapter" in artifacts:
+        from peft import PeftModel
+
+        pipeline.generator.model = PeftModel.from_pretrained(pipeline.generator.model, str(artifacts["adapter"]))
+        pipeline.generator.model.eval()
+
+
+def reevaluate(store: Store, run_id: str, splits: list[str]) -> tuple[dict, dict]:
+    """(the run's row, split -> SplitResult) of the run's artifacts on its base models, data and config."""
+    from harness.evaluation import evaluate
+    from harness.runner import build_pipeline, configure_torch, load_dataset, resolve
+    from harness.timing import pick_device
+
+    run = store.find_run(run_id)
+    if run["status"] != "finished":
+        raise UserError(f"run {run['id']} is {run['status']}, not finished: nothing to re-evaluate")
+    cfg = stored_config(run)
+    artifacts = run_artifacts(store, run["id"])
+    if not artifacts:
+        raise UserError(f"run {run['id']} ({run['strategy']}) saved no artifacts: it is its base models")
+    resolved = resolve(cfg)
+    dataset = load_dataset(cfg, resolved)
+    configure_torch(cfg.seed)
+    device = pick_device()
+    pipeline = build_pipeline(cfg, resolved, dataset, device)
+    apply_artifacts(pipeline, artifacts, device, getattr(cfg, "index", "flat"))
+    results = {}
+    for split in splits:
+        results[split] = evaluate(pipeline, dataset.split(split), split, cfg.max_new_tokens, cfg.eval_batch_size, cfg.seed)
+    return run, results

@@ -1,0 +1,39 @@
+"""`rag_sequence`: joint fine-tuning of the query tower (full) and the generator (LoRA/QLoRA), RAG-Sequence.
+
+Lewis et al. (2020), RAG-Sequence; Lawton et al. (2025), §2.3 and Table 3 row "RAG-Seq.".
+
+    harness run --plugin rag_sequence
+    harness run --plugin rag_sequence --embed-lr 3e-7 --gen-lr 1e-5
+
+Objective. Z(x) = the top-k retrieved at this step with the current E_q (indexed passage vectors d_z,
+frozen); p_η(z|x) = softmax_{z∈Z(x)}(E_q(x)·d_z / τ). The whole answer is generated from one passage,
+and the passage is marginalised out once per sequence:
+
+    L(η, θ) = −(1/B) Σ_b log Σ_{z∈Z(x_b)} p_η(z|x_b) · p_θ(y_b | x_b, z)
+    log p_θ(y|x,z) = Σ_{t=1..T} log p_θ(y_t | prompt(x, z), y_<t)            (answer tokens only)
+
+in log space: −logsumexp_z(log p_η(z|x) + Σ_t log p_θ(y_t|…)) (`rag_sequence_loss`). RAG-Token instead
+mixes the passages at every token (rag_token.py); the loop, the two learning rates and the defaults are
+the same, and live in `rag_token.train_rag`: 1) retrieve with the current E_q, 2) score log p_η(z|x)
+with grad, 3) per-passage answer likelihoods (B, k, T), 4) this loss, 5) one AdamW step on both groups.
+"""
+
+from harness.hookspecs import hookimpl
+from harness.training import rag_sequence_loss
+from plugins.strategies.rag_token import LAWTON, LEWIS, fit_jointly
+
+
+class RagSequence:
+    name = "rag_sequence"
+    citation = LEWIS + "\n" + LAWTON
+    needs_context_labels = False
+    description = "joint E_q + generator, RAG-Sequence marginal over the top-k (Lewis et al. 2020)"
+    learning_rates = ("embed_lr", "gen_lr")
+
+    def fit(self, ctx) -> None:
+        fit_jointly(ctx, rag_sequence_loss, self.name)
+
+
+@hookimpl
+def register_strategies(register):
+    register(RagSequence)

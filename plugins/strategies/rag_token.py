@@ -1,0 +1,121 @@
+"""`rag_token`: joint fine-tuning of the query tower (full) and the generator (LoRA/QLoRA), RAG-Token.
+
+Lewis et al. (2020), RAG-Token; Lawton et al. (2025), §2.3 and Table 3 row "RAG-Tok.".
+
+    harness run --plugin rag_token                                   # offline defaults
+    harness run --plugin rag_token --embed-lr 3e-7 --gen-lr 1e-5     # the paper's MiniLM/PopQA rates
+
+Objective. Z(x) = the top-k passages retrieved *at this step* with the current query tower E_q (passage
+vectors d = E_p(z) as indexed, frozen); p_η(z|x) = softmax_{z∈Z(x)}(E_q(x)·d_z / τ). The answer's
+tokens are each a mixture over the passages:
+
+    L(η, θ) = −(1/B) Σ_b Σ_{t=1..T} log Σ_{z∈Z(x_b)} p_η(z|x_b) · p_θ(y_t | x_b, z, y_<t)
+
+computed in log space: logsumexp_z(log p_η(z|x) + log p_θ(y_t|x,z,y_<t)) per token (`rag_token_loss`).
+p_θ(y_t|x,z,y_<t) has one passage z in the Appendix A prompt; inference still concatenates the top-k.
+The gradient reaches E_q through p_η(z|x) (it rewards passages under which the generator predicts the
+answer well) and the LoRA adapters through p_θ. Two param groups, two learning rates (embed, gen), one
+AdamW, linear decay.
+
+Defaults: 1 epoch; gen lr 1e-3 (see ft_gen: 10 steps on the offline default's 38 questions); embed lr
+1e-5, where the paper found 3e-8..3e-7 with thousands of steps: on ~10 steps those leave the tower
+exactly where it was. For other data reuse the two-phase winners (`harness grid --plugin rag_token
+--lrs-from two_phase`), as the paper does, or grid both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+
+from harness.hookspecs import hookimpl
+from harness.training import (
+    StepMeter, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
+    indexed_passage_vectors, linear_schedule, passage_answer_log_probs, prepare_generator_for_lora,
+    rag_token_loss, retrieval_log_probs, retrieve_rows, save_adapter, save_embedder, steps_per_run,
+    strategy_default, trainable, unfreeze,
+)
+
+DEFAULT_EMBED_LR = 1e-5
+DEFAULT_GEN_LR = 1e-3
+LAWTON = """@article{lawton2025comparison,
+  title={A Comparison of Independent and Joint Fine-tuning Strategies for Retrieval-Augmented Generation},
+  author={Lawton, Neal and Samuel, Alfy and Kumar, Anoop and Liu, Daben}, year={2025}}"""
+LEWIS = """@inproceedings{lewis2020retrieval,
+  title={Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks},
+  author={Lewis, Patrick and Perez, Ethan and Piktus, Aleksandra and others}, booktitle={NeurIPS}, year={2020}}"""
+
+RagLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def train_rag(ctx, loss_fn: RagLoss, embed_lr: float, gen_lr: float, desc: str, step_offset: int = 0) -> int:
+    """The joint loop shared by rag_token, rag_sequence and both phases of two_phase.
+
+    Trains whatever of E_q and the generator's adapters has requires_grad; a frozen side runs without
+    grad (and in eval mode), so it costs a forward only. Returns the number of steps run.
+    """
+    cfg, pipeline = ctx.config, ctx.pipeline
+    encoder, generator = pipeline.query_encoder, pipeline.generator
+    embed_params, gen_params = trainable(encoder), trainable(generator.model)
+    k = effective_k(pipeline, cfg.k)
+    total = steps_per_run(len(ctx.train), cfg.batch_size, cfg.epochs)
+    optimizer, scheduler = linear_schedule([(embed_params, embed_lr, "embed"), (gen_params, gen_lr, "gen")], total)
+    meter = StepMeter(ctx)
+    encoder.train(bool(embed_params))
+    generator.model.train(bool(gen_params))
+    batches = epoch_batches(ctx.train, cfg.batch_size, cfg.epochs, cfg.seed)
+    for step, (_, batch) in enumerate(ctx.progress(batches, desc, total), start=step_offset + 1):
+        meter.start()
+        questions, answers = [ex.question for ex in batch], [gold_answer(ex) for ex in batch]
+        # 1) retrieve Z(x) with the current E_q, no grad: rows (B, k), their indexed vectors (B, k, D)
+        rows = retrieve_rows(pipeline, questions, k)
+        passages = [pipeline.passages(r) for r in rows]
+        vectors = indexed_passage_vectors(pipeline, rows)
+        # 2) score: log p_η(z|x) (B, k), with grad into E_q when it trains
+        with nullcontext() if embed_params else torch.no_grad():
+            log_pz = retrieval_log_probs(encoder, questions, vectors, cfg.tau)
+        # 3) per-passage answer likelihoods log p_θ(y_t|x,z,y_<t): (B, k, T), mask (B, k, T)
+        with nullcontext() if gen_params else torch.no_grad():
+            token_lp, mask = passage_answer_log_probs(generator, questions, passages, answers)
+        # 4) marginalise over Z(x) in log space: scalar
+        loss = loss_fn(log_pz, token_lp, mask)
+        # 5) update both groups
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        prompts = [generator.format_prompt(q, [z]) for q, zs in zip(questions, passages) for z in zs]
+        tokens = generator_token_count(generator, prompts, [a for a in answers for _ in range(k)])
+        meter.log(step, loss, optimizer, tokens + (encoder_token_count(encoder, questions) if embed_params else 0))
+        scheduler.step()
+    encoder.eval()
+    generator.model.eval()
+    return total
+
+
+def fit_jointly(ctx, loss_fn: RagLoss, desc: str) -> None:
+    """rag_token / rag_sequence: LoRA on the generator, E_q in full, one joint loop, save both."""
+    embed_lr = strategy_default(ctx.config, "embed_lr", DEFAULT_EMBED_LR)
+    gen_lr = strategy_default(ctx.config, "gen_lr", DEFAULT_GEN_LR)
+    generator = prepare_generator_for_lora(ctx)
+    unfreeze(ctx.pipeline.query_encoder)
+    train_rag(ctx, loss_fn, embed_lr, gen_lr, desc)
+    save_adapter(ctx, generator)
+    save_embedder(ctx, ctx.pipeline.query_encoder)
+
+
+class RagToken:
+    name = "rag_token"
+    citation = LEWIS + "\n" + LAWTON
+    needs_context_labels = False
+    description = "joint E_q + generator, RAG-Token marginal over the top-k (Lewis et al. 2020)"
+    learning_rates = ("embed_lr", "gen_lr")
+
+    def fit(self, ctx) -> None:
+        fit_jointly(ctx, rag_token_loss, self.name)
+
+
+@hookimpl
+def register_strategies(register):
+    register(RagToken)

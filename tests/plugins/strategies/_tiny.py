@@ -1,0 +1,48 @@
+"""A FitContext on the tiny models and dataset, built by the runner's own steps, for tests that call a
+strategy's `fit` (or its loop) directly and inspect the models afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from harness import plugins
+from harness.config import RunConfig
+from harness.context import FitContext
+from harness.runner import build_pipeline, configure_torch, load_dataset, resolve
+from harness.store import Store
+from harness.training import snapshot
+
+
+def tiny_context(tmp_path: Path, data_dir: Path, strategy: str, **overrides) -> tuple[FitContext, object]:
+    plugins.load_plugins()
+    cfg = RunConfig(strategy=strategy, dataset="local", data_dir=str(data_dir), embedder="tiny-embedder",
+                    generator="tiny-llama", max_new_tokens=4, **overrides)
+    resolved = resolve(cfg)
+    dataset = load_dataset(cfg, resolved)
+    configure_torch(cfg.seed)
+    pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
+    ctx = FitContext(pipeline, dataset, cfg, resolved.options, "cpu", "test-run", Store(str(tmp_path / "ctx.duckdb")),
+                     tmp_path / "artifacts")
+    return ctx, resolved.strategy_cls()
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str]:
+    """Names of the parameters that differ (in any element) from `before`."""
+    after = snapshot(module)
+    return {name for name, value in after.items() if name in before and not torch.equal(before[name], value)}
+
+
+def base_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The generator's non-LoRA parameters, keyed by their name without peft's prefixes."""
+    out = {}
+    for name, p in model.named_parameters():
+        if "lora_" not in name:
+            out[name.replace("base_model.model.", "").replace(".base_layer", "")] = p.detach().clone()
+    return out
+
+
+def encoder_trainable_names(encoder) -> set[str]:
+    """Every tower parameter the forward uses: all but BERT's unused pooler."""
+    return {name for name, _ in encoder.named_parameters() if ".pooler." not in name}
