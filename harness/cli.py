@@ -261,6 +261,89 @@ def migrate(ctx: click.Context) -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+@cli.command()
+@run_options
+@click.option("--seed", type=int, default=0, show_default=True, help=HELP["seed"])
+@click.option("--lr-grid", type=click.Choice(["paper"]), default=None,
+              help="the paper's nine rates 1e-8, 3e-8, ..., 1e-4 for every rate the strategy takes")
+@click.option("--embed-lr", default=None, metavar="LR[,LR...]", help="embedder learning rates to search")
+@click.option("--gen-lr", default=None, metavar="LR[,LR...]", help="generator learning rates to search")
+@click.option("--lrs-from", default=None, metavar="STRATEGY",
+              help="reuse the rates selected by the latest grid of STRATEGY (e.g. two_phase) on the same data and models")
+@click.option("--force", is_flag=True, help="re-run cells already stored")
+@click.pass_context
+def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: str | None, lrs_from: str | None,
+         force: bool, **kwargs) -> None:
+    """Search learning rates: every cell is a stored run with a shared grid id; selection on dev EM (ties: F1).
+
+    \b
+    Examples:
+      harness grid --plugin ft_gen --lr-grid paper
+      harness grid --plugin two_phase --lr-grid paper        # generator rate first, then the embedder's
+      harness grid --plugin rag_token --lrs-from two_phase   # the paper's choice for joint strategies
+      harness grid --plugin rag_token --embed-lr 1e-6,1e-5 --gen-lr 1e-4,1e-3
+    """
+    from harness.grid import cell_rows, check_rate_sources, parse_lr_list, plan_grid, run_grid, selected_lrs
+    from harness.runner import resolve
+
+    check_rate_sources(lr_grid, lrs_from)
+    explicit = {"embed_lr": parse_lr_list(embed_lr, "--embed-lr"), "gen_lr": parse_lr_list(gen_lr, "--gen-lr")}
+    base = build_config(kwargs)
+    store = _store(ctx)
+    strategy_cls = resolve(base).strategy_cls
+    fixed = selected_lrs(store, lrs_from, base) if lrs_from else None
+    plan = plan_grid(strategy_cls, lr_grid, explicit, fixed, lrs_from)
+    _quiet_libraries()
+    console.print(f"grid of {plan.n_cells()} cells for {plan.strategy}"
+                  + (f" (rates from {lrs_from}: {fixed})" if lrs_from else ""))
+    result = run_grid(base, store, plan, force=force,
+                      on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} {c.run_id or c.error or ''}"))
+    table = Table("", "stage", "embed lr", "gen lr", "dev EM", "dev F1", "test EM", "test F1", "fit s", "run",
+                  "status", title=f"grid {result.grid_id} · {plan.strategy} · selected on dev EM (ties: F1)")
+    for row in cell_rows(result):
+        table.add_row("*" if row["selected"] else "", str(row["stage"]), *(_fmt_lr(row[n]) for n in ("embed_lr", "gen_lr")),
+                      *(_fmt(row[m]) for m in ("dev_em", "dev_f1", "test_em", "test_f1", "fit_seconds")),
+                      row["run"] or "–", row["status"])
+    console.print(table)
+    chosen = result.selected
+    console.print(f"selected run {chosen.run_id}: embed lr {_fmt_lr(chosen.lrs.get('embed_lr'))}, gen lr "
+                  f"{_fmt_lr(chosen.lrs.get('gen_lr'))} · test EM {_fmt(chosen.metrics.get('test', {}).get('em'))}")
+
+
+def _fmt_lr(value: float | None) -> str:
+    return "default" if value is None else f"{value:.0e}"
+
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--splits", default="dev,test", show_default=True, help="comma-separated splits to evaluate")
+@click.pass_context
+def evaluate(ctx: click.Context, run_id: str, splits: str) -> None:
+    """Reload a run's saved artifacts (tuned embedder, LoRA adapter) on its base models and evaluate them.
+
+    
+    The run's config picks the models, data and decoding; artifact checksums are verified first.
+    Prints the fresh metrics beside the stored ones; stores nothing.
+      harness evaluate 3f2a9c --splits test
+    """
+    from harness.artifacts import reevaluate
+
+    wanted = [s.strip() for s in splits.split(",") if s.strip()]
+    bad = [s for s in wanted if s not in ("train", "dev", "test")]
+    if bad or not wanted:
+        raise UserError(f"--splits must be among train, dev, test; got '{splits}'")
+    store = _store(ctx)
+    _quiet_libraries()
+    run, results = reevaluate(store, run_id, wanted)
+    stored = store.run_metrics(run["id"])
+    table = Table("split", "EM", "F1", "recall@5", "answer_recall@5", "stored EM", "stored F1",
+                  title=f"run {run['id']} ({run['strategy']}) re-evaluated from its artifacts")
+    for split, result in results.items():
+        table.add_row(split, *(_fmt(result.metrics.get(m)) for m in ("em", "f1", "recall@5", "answer_recall@5")),
+                      *(_fmt(stored.get(split, {}).get(m)) for m in ("em", "f1")))
+    console.print(table)
+
 def _register_plugin_commands() -> None:
     plugins.pm.hook.register_commands(cli=cli)
 

@@ -1,0 +1,239 @@
+"""Learning-rate grids (Lawton et al. §2.5): plan the cells, run them with one grid id, select on dev.
+
+    harness grid --plugin ft_gen --lr-grid paper               # 9 cells: gen_lr = 1e-8 ... 1e-4
+    harness grid --plugin two_phase --lr-grid paper            # 9 + 9 cells: each phase's rate on its own
+    harness grid --plugin rag_token --lrs-from two_phase       # 1 cell: the two-phase winners (the paper)
+    harness grid --plugin rag_token --embed-lr 1e-6,1e-5 --gen-lr 1e-4,1e-3   # 4 cells: both, jointly
+
+Which rates a strategy takes is its `learning_rates` attribute (default: both). A strategy whose rates can
+be chosen one at a time declares `lr_stages = ((name, options), ...)`: the grid searches the first rate
+(its cells run with `options`, e.g. two_phase's `phases=1`), keeps the winner, then searches the next.
+Otherwise the cells are the product of every searched rate. Every cell is an ordinary run stored with
+the shared grid id (runs.grid_id); the grid's answer is the cell of its last stage with the best dev EM
+(ties: dev F1), reported on test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import plugins
+from harness.config import RunConfig, code_version
+from harness.errors import UserError
+from harness.store import Store
+
+PAPER_GRID = (1e-8, 3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
+LR_GRIDS = {"paper": PAPER_GRID}
+LR_NAMES = ("embed_lr", "gen_lr")
+OPTION = {"embed_lr": "--embed-lr", "gen_lr": "--gen-lr"}
+
+
+# -- input ----------------------------------------------------------------------------------------
+def parse_lr_list(text: str | None, option: str) -> list[float] | None:
+    """'1e-6,1e-5' -> [1e-6, 1e-5]; None stays None. Bad input is one clear UserError."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UserError(f"{option} grid has no values; give comma-separated learning rates, e.g. {option} 1e-6,1e-5")
+    values = []
+    for item in items:
+        try:
+            lr = float(item)
+        except ValueError:
+            raise UserError(f"{option}: '{item}' is not a number; learning rates are numbers > 0, e.g. 1e-5") from None
+        if not (lr > 0 and math.isfinite(lr)):
+            raise UserError(f"{option}: learning rates must be finite numbers > 0, got '{item}'")
+        if lr not in values:
+            values.append(lr)
+    return values
+
+
+# -- the plan -------------------------------------------------------------------------------------
+@dataclass
+class Stage:
+    searched: list[str]  # the learning rates this stage varies (one for a staged search, all for a product)
+    options: dict[str, str] = field(default_factory=dict)  # strategy options of this stage's cells
+
+
+@dataclass
+class GridPlan:
+    strategy: str
+    values: dict[str, list[float]]  # searched rate -> its values
+    fixed: dict[str, float | None]  # rates not searched: a given value, or None (strategy default)
+    stages: list[Stage]
+    source: str | None = None  # where fixed rates came from (--lrs-from)
+
+    def n_cells(self) -> int:
+        return sum(math.prod(len(self.values[n]) for n in stage.searched) for stage in self.stages)
+
+
+def check_rate_sources(lr_grid: str | None, source: str | None) -> None:
+    if source is not None and lr_grid is not None:
+        raise UserError("--lrs-from reuses another strategy's rates and --lr-grid searches them: give one of the two")
+
+
+def strategy_learning_rates(strategy_cls: Any) -> tuple[str, ...]:
+    return tuple(getattr(strategy_cls, "learning_rates", LR_NAMES))
+
+
+def plan_grid(strategy_cls: Any, lr_grid: str | None = None, explicit: dict[str, list[float] | None] | None = None,
+              fixed: dict[str, float | None] | None = None, source: str | None = None) -> GridPlan:
+    """Which rates to search with which values, and in which stages. Raises UserError on a plan that
+    searches nothing or names a rate the strategy does not take."""
+    name, takes = strategy_cls.name, strategy_learning_rates(strategy_cls)
+    explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
+    fixed = dict(fixed or {})
+    if not takes:
+        raise UserError(f"strategy '{name}' trains nothing: there is no learning rate to search")
+    for lr_name in explicit:
+        if lr_name not in takes:
+            raise UserError(f"strategy '{name}' has no {lr_name.replace('_lr', '')} learning rate; "
+                            f"it takes {', '.join(OPTION[t] for t in takes)}")
+    check_rate_sources(lr_grid, source)
+    if lr_grid is not None and lr_grid not in LR_GRIDS:
+        raise UserError(f"--lr-grid must be one of {', '.join(LR_GRIDS)}, got '{lr_grid}'")
+    values: dict[str, list[float]] = {}
+    for lr_name in takes:
+        if lr_name in explicit:
+            values[lr_name] = list(explicit[lr_name])
+        elif lr_name not in fixed and lr_grid is not None:
+            values[lr_name] = list(LR_GRIDS[lr_grid])
+    fixed = {lr_name: fixed.get(lr_name) for lr_name in takes if lr_name not in values}
+    if not values and source is None:
+        raise UserError("nothing to search: give --lr-grid paper, --embed-lr/--gen-lr lists, or --lrs-from STRATEGY")
+    return GridPlan(name, values, fixed, _stages(strategy_cls, values), source)
+
+
+def _stages(strategy_cls: Any, values: dict[str, list[float]]) -> list[Stage]:
+    staged = [(n, dict(opts)) for n, opts in getattr(strategy_cls, "lr_stages", ()) if n in values]
+    if len(staged) > 1 and len(staged) == len(values):
+        # each rate on its own; a stage's options apply only when a later stage finishes the job
+        return [Stage([n], opts if i < len(staged) - 1 else {}) for i, (n, opts) in enumerate(staged)]
+    return [Stage(list(values))]  # one stage: the product of every searched rate (a single cell if none)
+
+
+# -- running it -----------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    stage: int
+    lrs: dict[str, float | None]
+    run_id: str | None = None
+    status: str = "pending"  # finished | skipped | failed
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    error: str | None = None
+
+    def score(self) -> tuple[float, float]:
+        dev = self.metrics.get("dev", {})
+        return (dev.get("em", -math.inf), dev.get("f1", -math.inf))
+
+
+@dataclass
+class GridResult:
+    grid_id: str
+    plan: GridPlan
+    cells: list[Cell]
+    selected: Cell | None
+
+
+def grid_id_for(base: RunConfig, plan: GridPlan) -> str:
+    """Deterministic: the same grid (config, rates, code) gets the same id, so an interrupted grid resumes
+    under it (finished cells are skipped by their run key)."""
+    payload = json.dumps({"config": {k: v for k, v in base.to_dict().items() if k not in LR_NAMES},
+                          "values": plan.values, "fixed": plan.fixed, "code": code_version()}, sort_keys=True, default=str)
+    return "grid-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def cell_config(base: RunConfig, lrs: dict[str, float | None], options: dict[str, str]) -> RunConfig:
+    return dataclasses.replace(base, **lrs, strategy_options={**base.strategy_options, **options})
+
+
+def select_best(cells: list[Cell]) -> Cell | None:
+    """The finished cell with the highest dev EM, ties broken by dev F1, then by grid order."""
+    done = [c for c in cells if c.status in ("finished", "skipped") and "dev" in c.metrics]
+    return max(done, key=lambda c: c.score()) if done else None
+
+
+def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False, on_cell=None) -> GridResult:
+    """Run every stage of `plan`; later stages fix the earlier stages' winners. `on_cell(cell)` after each."""
+    from harness.runner import StrategyFailed, execute
+
+    if "dev" not in base.eval_splits:
+        raise UserError("a grid selects on the dev split: keep 'dev' in --eval-splits")
+    grid_id = grid_id_for(base, plan)
+    chosen = dict(plan.fixed)
+    cells: list[Cell] = []
+    stage_cells: list[Cell] = []
+    for s, stage in enumerate(plan.stages, start=1):
+        stage_cells = []
+        for combo in itertools.product(*(plan.values[n] for n in stage.searched)):
+            cell = Cell(s, {**chosen, **dict(zip(stage.searched, combo))})
+            cfg = cell_config(base, cell.lrs, stage.options)
+            try:
+                outcome = execute(cfg, store, force=force, grid_id=grid_id)
+                cell.run_id, cell.status, cell.metrics = outcome.run_id, outcome.status, outcome.metrics
+                if outcome.status == "skipped":
+                    _adopt(store, outcome.run_id, grid_id)
+            except StrategyFailed as exc:  # a diverging rate must not end the search
+                cell.status, cell.error = "failed", str(exc)
+            stage_cells.append(cell)
+            cells.append(cell)
+            if on_cell:
+                on_cell(cell)
+        best = select_best(stage_cells)
+        if best is None:
+            raise UserError(f"grid {grid_id}: every cell of stage {s} failed; `harness show RUN_ID` has the errors")
+        chosen.update({n: best.lrs[n] for n in stage.searched})
+    return GridResult(grid_id, plan, cells, select_best(stage_cells))
+
+
+def _adopt(store: Store, run_id: str, grid_id: str) -> None:
+    """A cell found already stored (same run key) joins this grid unless it belongs to another one."""
+    if store.query("SELECT grid_id FROM runs WHERE id = ?", [run_id])[0]["grid_id"] is None:
+        store.set_grid(run_id, grid_id)
+
+
+# -- reusing another strategy's winners (--lrs-from) ----------------------------------------------
+def selected_lrs(store: Store, source: str, base: RunConfig) -> dict[str, float | None]:
+    """The learning rates of the selected cell of the latest `source` grid on the same data and models."""
+    source_cls = plugins.strategies().get(source)
+    runs = store.query(
+        """SELECT id, grid_id, config FROM runs WHERE status = 'finished' AND strategy = ? AND dataset = ?
+           AND embedder = ? AND generator = ? AND grid_id IS NOT NULL ORDER BY finished_at DESC""",
+        [source, base.dataset, base.embedder, base.generator],
+    )
+    runs = [r for r in runs if json.loads(r["config"]).get("data_dir") == base.data_dir]
+    if not runs:
+        raise UserError(f"no finished {source} grid for dataset '{base.dataset}' with {base.embedder} + "
+                        f"{base.generator}; run `harness grid --plugin {source} --lr-grid paper` first")
+    latest = runs[0]["grid_id"]
+    earlier = [opts for _, opts in getattr(source_cls, "lr_stages", ())[:-1] if opts]
+    cells = []
+    for run in (r for r in runs if r["grid_id"] == latest):
+        config = json.loads(run["config"])
+        options = {k: str(v) for k, v in config.get("strategy_options", {}).items()}
+        if any(all(options.get(k) == str(v) for k, v in opts.items()) for opts in earlier):
+            continue  # an earlier stage's cell (e.g. two_phase phase 1 only): not a finished strategy
+        cells.append(Cell(0, {n: config.get(n) for n in LR_NAMES}, run["id"], "finished", store.run_metrics(run["id"])))
+    best = select_best(cells)
+    if best is None:
+        raise UserError(f"the latest {source} grid ({latest}) has no finished final-stage cell")
+    return best.lrs
+
+
+def cell_rows(result: GridResult) -> list[dict]:
+    """One display row per cell: stage, rates, dev and test scores, cost, and whether it was selected."""
+    rows = []
+    for cell in result.cells:
+        dev, test, cost = (cell.metrics.get(k, {}) for k in ("dev", "test", "cost"))
+        rows.append({"stage": cell.stage, **{n: cell.lrs.get(n) for n in LR_NAMES}, "dev_em": dev.get("em"),
+                     "dev_f1": dev.get("f1"), "test_em": test.get("em"), "test_f1": test.get("f1"),
+                     "fit_seconds": cost.get("fit_seconds"), "run": cell.run_id, "status": cell.status,
+                     "selected": cell is result.selected})
+    return rows

@@ -1,0 +1,169 @@
+"""Learning-rate grids: parsing, planning (one rate, staged, product, reused), selection on dev reported on
+test, one grid id for every stored cell, resuming, and every bad input as one line with exit code 2."""
+
+import json
+import os
+
+import pytest
+
+from harness import plugins
+from harness.errors import UserError
+from harness.grid import PAPER_GRID, parse_lr_list, plan_grid
+from harness.hookspecs import hookimpl
+from harness.store import Store
+from tests.conftest import run_cli, tiny_run_args
+
+
+def grid_args(data_dir, strategy, *extra):
+    return ["grid", *tiny_run_args(data_dir, strategy)[1:], *extra]
+
+
+def db() -> Store:
+    return Store(os.environ["HARNESS_DB"])
+
+
+def strategy(name):
+    plugins.load_plugins()
+    return plugins.strategies().get(name)
+
+
+# -- parsing and planning -------------------------------------------------------------------------
+def test_parse_lr_list_keeps_order_and_drops_repeats():
+    assert parse_lr_list("1e-5, 3e-6,1e-5", "--gen-lr") == [1e-5, 3e-6]
+    assert parse_lr_list(None, "--gen-lr") is None
+
+
+@pytest.mark.parametrize("text, needle", [("", "no values"), (" , ", "no values"), ("abc", "not a number"),
+                                          ("0", "> 0"), ("-1e-5", "> 0"), ("1e-5,nan", "> 0"), ("inf", "> 0")])
+def test_parse_lr_list_rejects_bad_input(text, needle):
+    with pytest.raises(UserError, match=needle):
+        parse_lr_list(text, "--embed-lr")
+
+
+def test_single_rate_strategies_search_their_own_rate():
+    plan = plan_grid(strategy("ft_gen"), "paper")
+    assert plan.values == {"gen_lr": list(PAPER_GRID)} and plan.n_cells() == 9
+    plan = plan_grid(strategy("ft_embed"), None, {"embed_lr": [1e-6, 1e-5]})
+    assert plan.values == {"embed_lr": [1e-6, 1e-5]} and plan.n_cells() == 2
+
+
+def test_two_phase_searches_each_phase_on_its_own():
+    plan = plan_grid(strategy("two_phase"), "paper")
+    assert [(s.searched, s.options) for s in plan.stages] == [(["gen_lr"], {"phases": "1"}), (["embed_lr"], {})]
+    assert plan.n_cells() == 18  # 9 + 9, not 81
+
+
+def test_joint_strategies_grid_both_or_reuse_fixed_rates():
+    plan = plan_grid(strategy("rag_token"), "paper")
+    assert plan.n_cells() == 81 and [s.searched for s in plan.stages] == [["embed_lr", "gen_lr"]]
+    plan = plan_grid(strategy("rag_token"), None, None, {"embed_lr": 3e-8, "gen_lr": 1e-5}, "two_phase")
+    assert plan.n_cells() == 1 and plan.fixed == {"embed_lr": 3e-8, "gen_lr": 1e-5}
+    plan = plan_grid(strategy("rag_token"), None, {"gen_lr": [1e-4, 1e-3]}, {"embed_lr": 3e-8, "gen_lr": 1e-5}, "two_phase")
+    assert plan.values == {"gen_lr": [1e-4, 1e-3]} and plan.fixed == {"embed_lr": 3e-8}
+
+
+def test_a_rate_given_only_for_one_phase_runs_whole_cells():
+    plan = plan_grid(strategy("two_phase"), None, {"gen_lr": [1e-4, 1e-3]})
+    assert [(s.searched, s.options) for s in plan.stages] == [(["gen_lr"], {})]
+    assert plan.fixed == {"embed_lr": None}
+
+
+@pytest.mark.parametrize("name, args, needle", [
+    ("no_ft", ("paper",), "no learning rate"),
+    ("ft_embed", (None, {"gen_lr": [1e-5]}), "no gen learning rate"),
+    ("ft_gen", (None,), "nothing to search"),
+    ("rag_token", ("paper", None, {"embed_lr": 1e-7, "gen_lr": 1e-5}, "two_phase"), "give one of the two"),
+])
+def test_plans_that_cannot_work_are_refused(name, args, needle):
+    with pytest.raises(UserError, match=needle):
+        plan_grid(strategy(name), *args)
+
+
+# -- selection on dev ------------------------------------------------------------------------------
+class LrOracle:
+    """Answers dev right at gen_lr 1e-3 and test right at gen_lr 1e-4: a grid must pick 1e-3."""
+
+    name = "lr_oracle"
+    citation = "test double"
+    needs_context_labels = False
+    learning_rates = ("gen_lr",)
+
+    def fit(self, ctx):
+        good = {"dev": 1e-3, "test": 1e-4}
+        golds = {ex.question: ex.answers[0] for split, lr in good.items() if ctx.config.gen_lr == lr
+                 for ex in ctx.dataset.split(split)}
+        ctx.pipeline.generator.generate = lambda prompts, *a, **k: [
+            next((answer for q, answer in golds.items() if q in p), "no idea") for p in prompts]
+
+
+class OraclePlugin:
+    @hookimpl
+    def register_strategies(self, register):
+        register(LrOracle)
+
+
+@pytest.fixture
+def oracle(clean_plugins):
+    clean_plugins.pm.register(OraclePlugin(), name="test-lr-oracle")
+    yield
+
+
+def test_a_two_cell_grid_selects_on_dev_and_reports_test(oracle, tiny_data, capsys):
+    assert run_cli(grid_args(tiny_data, "lr_oracle", "--gen-lr", "1e-4,1e-3")) == 0
+    out = capsys.readouterr().out
+    runs = db().query("SELECT id, grid_id, config FROM runs WHERE status = 'finished'")
+    assert len(runs) == 2 and len({r["grid_id"] for r in runs}) == 1 and runs[0]["grid_id"].startswith("grid-")
+    by_lr = {json.loads(r["config"])["gen_lr"]: r["id"] for r in runs}
+    assert db().run_metrics(by_lr[1e-3])["dev"]["em"] == 100 and db().run_metrics(by_lr[1e-4])["test"]["em"] == 100
+    assert f"selected run {by_lr[1e-3]}" in out and "test EM 0.0" in out  # dev chooses; test is what it reports
+
+
+def test_rerunning_a_grid_resumes_under_the_same_id(oracle, tiny_data, capsys):
+    assert run_cli(grid_args(tiny_data, "lr_oracle", "--gen-lr", "1e-4,1e-3")) == 0
+    assert run_cli(grid_args(tiny_data, "lr_oracle", "--gen-lr", "1e-4,1e-3")) == 0
+    assert "skipped" in capsys.readouterr().out
+    runs = db().query("SELECT grid_id FROM runs")
+    assert len(runs) == 2 and len({r["grid_id"] for r in runs}) == 1
+
+
+def test_two_phase_grid_then_rag_token_reuses_its_winners(tiny_data, capsys):
+    args = grid_args(tiny_data, "two_phase", "--gen-lr", "1e-4,1e-3", "--embed-lr", "1e-5,1e-4")
+    assert run_cli(args) == 0
+    runs = db().query("SELECT id, grid_id, config FROM runs WHERE strategy = 'two_phase' ORDER BY started_at")
+    configs = [json.loads(r["config"]) for r in runs]
+    assert len(runs) == 4 and len({r["grid_id"] for r in runs}) == 1
+    stage1, stage2 = configs[:2], configs[2:]
+    assert all(c["strategy_options"] == {"phases": "1"} and c["embed_lr"] is None for c in stage1)
+    winner = max(zip(runs[:2], stage1), key=lambda rc: (db().run_metrics(rc[0]["id"])["dev"]["em"],
+                                                         db().run_metrics(rc[0]["id"])["dev"]["f1"]))[1]["gen_lr"]
+    assert [c["gen_lr"] for c in stage2] == [winner, winner] and [c["embed_lr"] for c in stage2] == [1e-5, 1e-4]
+    assert all(c["strategy_options"] == {} for c in stage2)
+    capsys.readouterr()
+    assert run_cli(grid_args(tiny_data, "rag_token", "--lrs-from", "two_phase")) == 0
+    [joint] = [json.loads(r["config"]) for r in db().query("SELECT config FROM runs WHERE strategy = 'rag_token'")]
+    assert joint["gen_lr"] == winner and joint["embed_lr"] in (1e-5, 1e-4)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (("--embed-lr", "0"), "> 0"),
+    (("--embed-lr", "-3e-7"), "> 0"),
+    (("--gen-lr", "fast"), "not a number"),
+    (("--gen-lr", ","), "no values"),
+    (("--gen-lr", ""), "no values"),
+    (("--lrs-from", "two_phase"), "no finished two_phase grid"),
+    (("--lr-grid", "paper", "--lrs-from", "two_phase"), "give one of the two"),
+    ((), "nothing to search"),
+])
+def test_bad_grids_are_one_line_exit_2_and_store_nothing(tiny_data, capsys, extra, needle):
+    assert run_cli(grid_args(tiny_data, "rag_token", *extra)) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
+    assert db().query("SELECT id FROM runs") == []
+
+
+def test_an_unknown_lr_grid_and_a_strategy_without_rates_are_refused(tiny_data, capsys):
+    assert run_cli(grid_args(tiny_data, "ft_gen", "--lr-grid", "huge")) == 2
+    assert run_cli(grid_args(tiny_data, "no_ft", "--lr-grid", "paper")) == 2
+    assert "no learning rate" in capsys.readouterr().err
+    assert db().query("SELECT id FROM runs") == []
