@@ -1,0 +1,1 @@
+"""The Streamlit leaderboard over the DuckDB store: `harness dashboard` starts it (read-only)."""

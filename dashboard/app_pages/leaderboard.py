@@ -1,0 +1,73 @@
+"""Leaderboard: one row per strategy × dataset × embedder × generator, best grid cell by dev EM, on test."""
+
+import streamlit as st
+
+from dashboard import components, data
+from harness.config import option_help
+
+HELP = option_help()
+
+SHOWN = ["vs_best", "strategy", "dataset", "embedder", "generator", "em", "em_std", "em_ci", "f1", "f1_std",
+         "f1_ci", "recall@5", "answer_recall@5", "fit_seconds", "gpu_hours", "peak_memory_mb", "seeds",
+         "embed_lr", "gen_lr", "cells", "run_id"]
+
+
+def columns() -> dict:
+    """Every column with its description (and a metric's direction)."""
+    identity = {name: st.column_config.TextColumn(name, help=HELP[name]) for name in data.FILTER_COLUMNS}
+    number = st.column_config.NumberColumn
+    return identity | {
+        "vs_best": st.column_config.TextColumn(
+            "vs best", width=125,
+            help="★ best test EM of its dataset; ≈ tied: a paired bootstrap over the shared test examples finds no "
+                 f"difference at p < {data.TIE_ALPHA} (or, without predictions, the 95% intervals overlap); "
+                 "below: significantly worse"),
+        "em": components.metric_column("em", "EM", width=64),
+        "em_std": number("± std", help="EM standard deviation over seeds", format="%.1f", width=58),
+        "em_ci": st.column_config.TextColumn("EM 95% CI", help="95% bootstrap interval over test examples", width=100),
+        "f1": components.metric_column("f1", "F1", width=64),
+        "f1_std": number("± std ", help="F1 standard deviation over seeds", format="%.1f", width=58),
+        "f1_ci": st.column_config.TextColumn("F1 95% CI", help="95% bootstrap interval over test examples", width=100),
+        "recall@5": components.metric_column("recall@5", width=90),
+        "answer_recall@5": components.metric_column("answer_recall@5", width=130),
+        "fit_seconds": components.metric_column("fit_seconds", width=100),
+        "gpu_hours": components.metric_column("gpu_hours", fmt="%.3f", width=100),
+        "peak_memory_mb": components.metric_column("peak_memory_mb", fmt="%.0f", width=135),
+        "seeds": number("seeds", help="seeds run for the chosen grid cell (mean ± std over them)", width=60),
+        "embed_lr": number("embed LR", help="embedder learning rate of the chosen cell", format="%.0e", width=80),
+        "gen_lr": number("gen LR", help="generator learning rate of the chosen cell", format="%.0e", width=70),
+        "cells": number("cells", help="grid cells tried; the one with the best mean dev EM is shown", width=55),
+        "run_id": st.column_config.TextColumn("run", help="newest run of the chosen cell (select a row to open it)"),
+    }
+
+
+def body(path: str) -> None:
+    st.title("Leaderboard")
+    st.caption("Per strategy × dataset × embedder × generator: the grid cell with the best mean **dev** EM, "
+               "reported on **test**. Mean ± std over seeds, 95% bootstrap interval, cost of the fit. "
+               "Hover a column header for what it measures.")
+    filters = components.filter_bar(path, "leaderboard")
+    sort = st.columns(4)[0].selectbox(
+        "Sort by (within each dataset)", data.SORT_KEYS, key="leaderboard_sort",
+        format_func=lambda k: f"{components.label(k)} ({components.direction(k) if k != 'seeds' else 'most first'})")
+    frame = data.leaderboard(path, filters, sort)
+    if frame.empty:
+        st.info("No finished run matches these filters.")
+        return
+    show_table(frame)
+
+
+def show_table(frame) -> None:
+    st.caption(f"{len(frame)} rows · {int(frame['seeds'].sum())} runs")
+    event = st.dataframe(frame[SHOWN], column_config=columns(), hide_index=True, on_select="rerun",
+                         selection_mode="single-row", key="leaderboard_table", placeholder="–")
+    chosen = event.selection.rows if event is not None else []
+    if chosen:
+        components.run_link(frame.loc[chosen[0], "run_id"])
+    else:
+        st.caption("Select a row to open its run.")
+    st.download_button("Download CSV (filtered view)", data.to_csv(frame), file_name="leaderboard.csv",
+                       mime="text/csv", icon=":material/download:")
+
+
+components.render(body)

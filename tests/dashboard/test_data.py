@@ -1,0 +1,62 @@
+"""The data module: read-only, no external access, allowlisted identifiers, bound values, never writes."""
+
+import hashlib
+
+import duckdb
+import pytest
+
+from dashboard import data
+from tests.dashboard.conftest import app_test
+
+PAGES = [None, "quality_vs_cost", "run", "compare", "learning_rates", "published"]
+
+
+def test_connections_are_read_only_without_external_access(filled_db):
+    with data.reading(str(filled_db)) as con:
+        with pytest.raises(duckdb.Error, match="read-only|Cannot execute"):
+            con.execute("DELETE FROM runs")
+        with pytest.raises(duckdb.Error, match="disabled|Permission"):
+            con.execute("SELECT * FROM read_csv('/etc/hostname')")
+        with pytest.raises(duckdb.Error, match="configuration"):
+            con.execute("SET enable_external_access = true")
+
+
+def test_filters_and_sort_keys_come_from_allowlists(filled_db):
+    with pytest.raises(ValueError, match="cannot filter on 'id; DROP TABLE runs'"):
+        data.where_clause((("id; DROP TABLE runs", ("x",)),))
+    with pytest.raises(ValueError, match="cannot sort by"):
+        data.leaderboard(str(filled_db), (), "em DESC; DROP TABLE runs")
+    where, params = data.where_clause((("dataset", ("tiny", "x' OR '1'='1")), ("strategy", ())))
+    assert where == "r.status = 'finished' AND r.dataset IN (?, ?)" and params == ["tiny", "x' OR '1'='1"]
+
+
+def test_filter_values_are_bound_not_spliced(filled_db):
+    rows = data.finished_runs(str(filled_db), (("dataset", ("tiny' OR '1'='1",)),))
+    assert rows.empty
+    assert len(data.finished_runs(str(filled_db), (("dataset", ("tiny",)),))) == 15
+
+
+def test_store_state_kinds(filled_db, tmp_path):
+    assert data.store_state(str(filled_db)) == data.StoreState("ok")
+    assert data.store_state(str(tmp_path / "missing.duckdb")).kind == "missing"
+
+
+def test_db_path_from_command_line_then_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_DB", str(tmp_path / "env.duckdb"))
+    monkeypatch.setattr("sys.argv", ["streamlit_app.py"])
+    assert data.db_path() == str(tmp_path / "env.duckdb")
+    monkeypatch.setattr("sys.argv", ["streamlit_app.py", "--db", "cli.duckdb"])
+    assert data.db_path() == "cli.duckdb"
+
+
+def test_mark_gold():
+    assert data.mark_gold(["p1", "p2", "p3"], ["p2"]) == "p1, ✓p2, p3"
+
+
+def test_the_dashboard_never_writes(filled_db):
+    before = hashlib.sha256(filled_db.read_bytes()).hexdigest()
+    for page in PAGES:
+        at = app_test(page)
+        assert not at.exception, page
+    assert hashlib.sha256(filled_db.read_bytes()).hexdigest() == before
+    assert not filled_db.with_suffix(".duckdb.wal").exists()
