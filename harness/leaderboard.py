@@ -94,20 +94,6 @@ def earlier_stage_options(strategies: dict[str, type]) -> dict[str, list[dict]]:
             for name, cls in strategies.items()}
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000, seed: int = 0) -> float:
-    """Two-sided p-value of the paired bootstrap test that mean(a) = mean(b): `a[i]` and `b[i]` score the
-    same example. Resample examples, and count how often the mean difference falls on either side of 0."""
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if diff.size == 0:
-        return float("nan")
-    if not diff.any():
-        return 1.0
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(n_resamples, diff.size))].mean(axis=1)
-    one_sided = min(np.mean(means <= 0), np.mean(means >= 0))
-    return float(min(1.0, 2 * one_sided))
-
-
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both axes (lower cost x, higher quality y),
     ordered by cost."""

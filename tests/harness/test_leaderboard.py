@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from harness.leaderboard import (
-    best_cells, earlier_stage_options, grid_cell, latest_per_seed, paired_bootstrap, pareto_front,
+    best_cells, earlier_stage_options, grid_cell, latest_per_seed, pareto_front,
 )
 
 
@@ -58,6 +58,8 @@ def test_earlier_stage_cells_never_stand_for_the_strategy():
 
 
 def test_paired_bootstrap():
+    from harness.metrics import paired_bootstrap
+
     rng = np.random.default_rng(0)
     a = (rng.random(300) < 0.6).astype(float)
     assert paired_bootstrap(a, a) == 1.0
