@@ -15,10 +15,10 @@ the loss. θ = the LoRA adapters (rank r = cfg.lora_rank, alpha 2r, every linear
 are frozen (in 4-bit NF4 with `--quantize 4bit`, and by default on CUDA when bitsandbytes is installed).
 
 Default learning rate 1e-3 (not the paper's 1e-5). The paper tunes 7-8B models on 10^4-10^5 questions,
-i.e. thousands of steps. The offline default has 38 training questions: 1 epoch at batch 4 is 10 steps,
-and at 1e-5 LoRA moves nowhere in 10 steps (measured: EM unchanged, still full sentences). At 1e-3 those
-10 steps teach SmolLM2-135M to answer in a few words, which is where its EM headroom is. Any other
-dataset or model should be grid-searched: `harness grid --plugin ft_gen --lr-grid paper`.
+i.e. thousands of steps. The offline default has 38 training questions: 1 epoch at batch 4 is 10 steps.
+At 1e-3 those 10 steps teach SmolLM2-135M to answer in a few words, where its EM headroom is (measured:
+dev EM 0.0 -> 66.7). Any other dataset or model should be grid-searched:
+`harness grid --plugin ft_gen --lr-grid paper`.
 """
 
 from __future__ import annotations

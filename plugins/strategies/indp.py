@@ -16,7 +16,7 @@ weights. The evaluated pipeline is the tuned embedder (retrieving from the origi
 `--set reindex=true`) feeding the tuned generator. Its cost is the sum of the two fits, and each
 learning rate can be chosen on its own (`harness grid --plugin indp` searches them one after the other).
 
-Defaults are ft_embed's (lr 1e-4, batch 8, 3 epochs) and ft_gen's (lr 1e-3, 1 epoch at --batch-size).
+Defaults are ft_embed's (lr 1e-5, batch 8) and ft_gen's (lr 1e-3, --batch-size), 1 epoch each.
 """
 
 from dataclasses import dataclass

@@ -16,7 +16,7 @@ AdamW and linear schedule. Because phase 1 does not depend on the embedder's lea
 rates can be grid-searched independently: `harness grid` first searches the generator rate with
 `--set phases=1` (stop after phase 1), then the embedder rate from the chosen generator rate.
 
-Defaults as rag_token: gen lr 1e-3, embed lr 1e-5 (see rag_token.py and ft_gen.py for why not 1e-5/3e-7).
+Defaults as rag_token: gen lr 1e-3, embed lr 1e-6 (rag_token.py and ft_gen.py say why).
 """
 
 from dataclasses import dataclass, field

@@ -113,7 +113,7 @@ def test_reindex_re_encodes_the_corpus_with_the_tuned_tower(tmp_path, tiny_data)
 def test_batch_defaults_to_the_papers_8_and_follows_batch_size(tmp_path, tiny_data):
     ctx, _ = tiny_context(tmp_path, tiny_data, "ft_embed")
     steps = ft_embed.train_embedder(ctx, 1e-4, EmbedOptions())
-    assert steps == 3  # 6 pairs at batch 8: one step per epoch, 3 epochs
+    assert steps == 1  # 6 pairs at batch 8, 1 epoch
     ctx, _ = tiny_context(tmp_path, tiny_data, "ft_embed", batch_size=2, epochs=2)
     assert ft_embed.train_embedder(ctx, 1e-4, EmbedOptions()) == 6
 
