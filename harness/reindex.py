@@ -30,6 +30,7 @@ bench/bench_refresh.py.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -87,6 +88,20 @@ def passage_vectors_with_grad(passage_encoder, passages: Sequence[Sequence[Passa
     B, k = len(passages), len(passages[0])
     flat = [z.as_text() for zs in passages for z in zs]
     return encode_with_grad(passage_encoder, flat).view(B, k, -1)
+
+
+def save_passage_tower(ctx, encoder) -> None:
+    """The trained passage tower E_p as the run's `passage_embedder` artifact (sentence-transformers folder).
+
+    The evaluated index is the corpus encoded by this tower: reloading a run re-encodes the corpus with it.
+    """
+    from harness.training import ARTIFACT_NOTE
+
+    def save(folder):
+        encoder.save(str(folder))
+        (folder / ARTIFACT_NOTE).write_text(json.dumps({"kind": "passage_embedder", "reindexed": True}))
+
+    ctx.save_artifact("passage_embedder", save)
 
 
 def snapshot_tower(encoder) -> torch.nn.Module:
@@ -238,14 +253,15 @@ class IndexRefresher:
                 self._install(refresh, step)
         self.wait_seconds += time.perf_counter() - waited  # background: the snapshot copy only
 
-    def finish(self, step: int, final_refresh: bool = True) -> None:
+    def finish(self, step: int, final_refresh: bool = True, wait_in_flight: bool = False) -> None:
         """End of training: make the index match the final passage tower (unless it already does).
 
-        A refresh in flight from an earlier snapshot is cancelled (it would be stale); one snapshotted at
-        this very step is waited for; otherwise the final E_p re-indexes now, in the training thread.
+        A refresh in flight from an earlier snapshot is cancelled (it would be stale) unless
+        `wait_in_flight`; one snapshotted at this very step is waited for; then, if `final_refresh` and the
+        index is not yet the final E_p's, the final E_p re-indexes now, in the training thread.
         """
         waited = time.perf_counter()
-        if self.reindexer.in_flight and self.reindexer.requested_step == step:
+        if self.reindexer.in_flight and (wait_in_flight or self.reindexer.requested_step == step):
             self._install(self.reindexer.wait(), step)
         elif self.reindexer.in_flight and (error := self.reindexer.cancel()) is not None:
             raise refresh_failed(error) from error

@@ -50,7 +50,9 @@ import numpy as np
 import torch
 
 from harness.hookspecs import hookimpl
-from harness.reindex import REFRESH_MODES, IndexRefresher, passage_vectors_with_grad, separate_passage_tower
+from harness.reindex import (
+    REFRESH_MODES, IndexRefresher, passage_vectors_with_grad, save_passage_tower, separate_passage_tower,
+)
 from harness.retrieval import encode_with_grad
 from harness.training import (
     StepMeter, encoder_token_count, epoch_batches, generator_token_count, gold_answer, linear_schedule,
@@ -348,6 +350,8 @@ class JsaRag:
                 refresher.close()
         save_adapter(ctx, generator)
         save_embedder(ctx, prior)
+        if passage is not None:
+            save_passage_tower(ctx, passage)
 
 
 @hookimpl

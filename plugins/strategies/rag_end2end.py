@@ -43,15 +43,16 @@ default's 38 training questions give.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import torch
 
 from harness.hookspecs import hookimpl
-from harness.reindex import REFRESH_MODES, IndexRefresher, passage_vectors_with_grad, separate_passage_tower
+from harness.reindex import (
+    REFRESH_MODES, IndexRefresher, passage_vectors_with_grad, save_passage_tower, separate_passage_tower,
+)
 from harness.training import (
-    ARTIFACT_NOTE, StepMeter, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
+    StepMeter, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
     linear_schedule, passage_answer_log_probs, prepare_generator_for_lora, rag_sequence_loss, rag_token_loss,
     retrieval_log_probs, retrieve_rows, save_adapter, save_embedder, steps_per_run, strategy_default, unfreeze,
 )
@@ -132,15 +133,6 @@ def train_end2end(ctx, options: End2EndOptions, embed_lr: float, gen_lr: float, 
     for module in (*towers, pipeline.generator.model):
         module.eval()
     return step
-
-
-def save_passage_tower(ctx, encoder) -> None:
-    """The trained passage tower E_p (sentence-transformers folder): the corpus index was built with it."""
-    def save(folder):
-        encoder.save(str(folder))
-        (folder / ARTIFACT_NOTE).write_text(json.dumps({"kind": "passage_embedder", "reindexed": True}))
-
-    ctx.save_artifact("passage_embedder", save)
 
 
 class RagEnd2End:
