@@ -144,3 +144,31 @@ def test_step_log_has_loss_lr_throughput_and_memory(tiny_data):
     lrs = [r["value"] for r in rows if r["name"] == "lr"]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] == pytest.approx(1e-3)  # linear decay from the default
     assert json.loads(store.query("SELECT config FROM runs")[0]["config"])["gen_lr"] is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes (QLoRA)")
+def test_qlora_trains_adapters_over_a_4bit_base_and_reloads(tmp_path, tiny_data, monkeypatch):
+    import bitsandbytes as bnb
+
+    ctx, strategy = tiny_context(tmp_path, tiny_data, "ft_gen", quantize="4bit")
+    at_start = {}
+    original = ft_gen.train_generator
+
+    def spy(ctx, *args, **kwargs):
+        at_start.update(snapshot(ctx.pipeline.generator.model))
+        return original(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(ft_gen, "train_generator", spy)
+    strategy.fit(ctx)
+    model = ctx.pipeline.generator.model
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())  # the base is NF4
+    lora = {n for n, _ in model.named_parameters() if "lora_" in n}
+    assert lora and changed(at_start, model) == lora
+    assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--quantize", "4bit")) == 0
+    store = Store(os.environ["HARNESS_DB"])
+    [run] = store.query("SELECT id FROM runs WHERE status = 'finished'")
+    from harness.artifacts import reevaluate
+
+    _, results = reevaluate(store, run["id"], ["test"])
+    stored = {p["example_id"]: p["prediction"] for p in store.run_predictions(run["id"]) if p["split"] == "test"}
+    assert {p["example_id"]: p["prediction"] for p in results["test"].predictions} == stored
