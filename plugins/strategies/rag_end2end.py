@@ -36,6 +36,11 @@ background refresh (snapshot at step 5) is still running when training ends, is 
 and the final re-index dominates the fit time. With more steps than a re-encode takes, the background
 refreshes are hidden behind training (see the benchmark).
 
+Memory. Two MiniLM towers with grad, B·k generator passes with grad and a background encoder: the
+whole-batch step of the offline default peaks near 17 GB RSS on CPU (as vrag's), so by default each
+step back-propagates one question at a time (`micro_batch=1`; the update is the same, the activations of
+one question's k passages are alive at a time).
+
 Defaults: 1 epoch; gen lr 1e-3 and embed lr 1e-5 for both towers, as rag_token: the paper's rates
 (3e-8..3e-7 for the embedder) leave the towers where they were after the ~10 steps that the offline
 default's 38 training questions give.
@@ -75,14 +80,16 @@ class End2EndOptions:
     refresh_every: int = field(default=5, metadata={"help": "re-index every N steps (0 = only after training)"})
     refresh: str = field(default="background", metadata={"help": "background (training continues) or sync (training waits)"})
     final_refresh: bool = field(default=True, metadata={"help": "re-index with the final passage tower before evaluation"})
+    micro_batch: int = field(default=1, metadata={"help": "questions per forward/backward within a step (gradients "
+                                                          "accumulate: same update, less memory; 0 = the whole batch)"})
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got '{self.loss}'")
         if self.refresh not in REFRESH_MODES:
             raise ValueError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got '{self.refresh}'")
-        if self.refresh_every < 0:
-            raise ValueError(f"refresh_every must be >= 0, got {self.refresh_every}")
+        if self.refresh_every < 0 or self.micro_batch < 0:
+            raise ValueError(f"refresh_every and micro_batch must be >= 0, got {self.refresh_every}, {self.micro_batch}")
 
 
 def end2end_step(ctx, batch, k: int, loss_fn) -> tuple[torch.Tensor, int]:
@@ -107,6 +114,24 @@ def end2end_step(ctx, batch, k: int, loss_fn) -> tuple[torch.Tensor, int]:
     return loss, tokens
 
 
+def accumulate_gradients(ctx, batch, k: int, loss_fn, micro_batch: int) -> tuple[torch.Tensor, int]:
+    """Backward the batch's mean loss in chunks of `micro_batch` questions (0 = all at once).
+
+    The RAG losses are means of per-question terms, so Σ_chunks (|chunk|/B)·loss(chunk) has the same
+    gradient as the whole batch, while only one chunk's activations are alive at a time. Returns the
+    batch loss (detached) and the tokens read.
+    """
+    size = micro_batch or len(batch)
+    total, tokens = torch.zeros(()), 0
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
+        loss, chunk_tokens = end2end_step(ctx, chunk, k, loss_fn)
+        (loss * len(chunk) / len(batch)).backward()
+        total += loss.detach() * len(chunk) / len(batch)
+        tokens += chunk_tokens
+    return total, tokens
+
+
 def train_end2end(ctx, options: End2EndOptions, embed_lr: float, gen_lr: float, refresher: IndexRefresher) -> int:
     """The loop: a step, then (between steps) the re-index schedule. Returns the last step."""
     cfg, pipeline = ctx.config, ctx.pipeline
@@ -123,9 +148,8 @@ def train_end2end(ctx, options: End2EndOptions, embed_lr: float, gen_lr: float, 
     batches = epoch_batches(ctx.train, cfg.batch_size, cfg.epochs, cfg.seed)
     for step, (_, batch) in enumerate(ctx.progress(batches, "rag_end2end", total), start=1):
         meter.start()
-        loss, tokens = end2end_step(ctx, batch, k, LOSSES[options.loss])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, tokens = accumulate_gradients(ctx, batch, k, LOSSES[options.loss], options.micro_batch)
         optimizer.step()
         meter.log(step, loss, optimizer, tokens)
         scheduler.step()

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from harness import reindex
 from plugins.strategies import rag_end2end
@@ -43,9 +44,32 @@ def test_one_step_sends_gradient_through_both_towers_and_the_generator(tmp_path,
                if "lora_" in n and p.grad is not None) > 0
 
 
+def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
+    from harness.reindex import separate_passage_tower
+    from harness.training import prepare_generator_for_lora, rag_token_loss, unfreeze
+
+    ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end")
+    prepare_generator_for_lora(ctx)
+    unfreeze(ctx.pipeline.query_encoder)
+    separate_passage_tower(ctx.pipeline)
+    modules = [ctx.pipeline.query_encoder, ctx.pipeline.passage_encoder, ctx.pipeline.generator.model]
+    for m in modules:
+        m.eval()  # no dropout: both ways must agree exactly
+    grads = []
+    for micro in (0, 1):
+        for m in modules:
+            m.zero_grad(set_to_none=True)
+        loss, _ = rag_end2end.accumulate_gradients(ctx, ctx.train[:3], 3, rag_token_loss, micro)
+        grads.append((loss.item(), [p.grad.clone() for m in modules for p in m.parameters() if p.grad is not None]))
+    (loss_full, g_full), (loss_micro, g_micro) = grads
+    assert loss_micro == pytest.approx(loss_full, rel=1e-5) and len(g_full) == len(g_micro) > 0
+    for a, b in zip(g_full, g_micro):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["background", "sync"])
 def test_refresh_changes_the_index_and_swaps_only_between_steps(tmp_path, tiny_data, monkeypatch, mode):
-    ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end", refresh_every=1, refresh=mode)
+    ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end", refresh_every=1, refresh=mode, micro_batch=0)
     ctx.config.batch_size = 2
     seen: list[tuple[str, int]] = []  # (where in the step, id of the index in use)
     real_retrieve, real_likelihoods = rag_end2end.retrieve_rows, rag_end2end.passage_answer_log_probs
@@ -137,7 +161,8 @@ def test_ctrl_c_during_a_background_refresh_is_stored_as_interrupted(tiny_data, 
     monkeypatch.setattr(reindex, "encode_texts", slow_encoder)
     monkeypatch.setattr(rag_end2end, "end2end_step", step_then_ctrl_c)
     start = time.monotonic()
-    assert run_cli(tiny_run_args(tiny_data, "rag_end2end", *FAST, "--set", "refresh_every=1")) == 130
+    args = tiny_run_args(tiny_data, "rag_end2end", *FAST, "--set", "refresh_every=1", "--set", "micro_batch=0")
+    assert run_cli(args) == 130
     assert time.monotonic() - start < 60
     assert only_run(store)["status"] == "interrupted"
     assert not reindex_threads()
