@@ -26,6 +26,8 @@ q_φ(h|x,y) (a copy of the embedder that encodes the text `x [SEP] y`), and the 
        L = (1/B) Σ_b Σ_{h∈S_b} f_h · [−log p_θ(y|x,h) − log p_η(h|x) − log q_φ(h|x,y)]
    one backward updates θ, η and φ: the generator learns from posterior samples, the prior is pulled
    towards them (the retrieval the harness evaluates), and the proposal q_φ towards the posterior.
+   (L is linear in log p_θ, so the generator's part is back-propagated `m_step_chunk` pairs at a time:
+   the same gradient with a fraction of the activation memory.)
 4. Optional (`train_passages=true`): a separate passage tower E_p re-encodes H with grad and the corpus
    is re-indexed every `refresh_every` steps in the background, exactly as rag_end2end.
 Decoding (the harness's evaluation) uses the prior retriever only, top-k passages concatenated.
@@ -78,14 +80,16 @@ class JsaOptions:
     train_passages: bool = field(default=False, metadata={"help": "train a separate passage tower and re-index the corpus"})
     refresh_every: int = field(default=5, metadata={"help": "train_passages: re-index every N steps (0 = only at the end)"})
     refresh: str = field(default="background", metadata={"help": "train_passages: background or sync re-indexing"})
+    m_step_chunk: int = field(default=4, metadata={"help": "M-step generator pairs per forward/backward (gradients "
+                                                            "accumulate: same update, less memory; 0 = all at once)"})
 
     def __post_init__(self):
         if self.proposals < 1 or self.candidates < 1:
             raise ValueError(f"proposals and candidates must be at least 1, got {self.proposals}, {self.candidates}")
         if self.refresh not in REFRESH_MODES:
             raise ValueError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got '{self.refresh}'")
-        if self.refresh_every < 0:
-            raise ValueError(f"refresh_every must be >= 0, got {self.refresh_every}")
+        if self.refresh_every < 0 or self.m_step_chunk < 0:
+            raise ValueError(f"refresh_every and m_step_chunk must be >= 0, got {self.refresh_every}, {self.m_step_chunk}")
 
 
 # -- the Metropolis independence sampler (pure: tensors in, samples out) -------------------------
@@ -156,6 +160,29 @@ def jsa_loss(freq: torch.Tensor, log_lik: torch.Tensor, log_prior: torch.Tensor,
     """
     terms = torch.where(freq > 0, -(log_lik + log_prior + log_post), 0.0)  # (B, H); zero grad where unsampled
     return (freq * terms).sum(-1).mean()
+
+
+def m_step_backward(freq: torch.Tensor, log_prior: torch.Tensor, log_post: torch.Tensor, pairs: list[tuple[int, int]],
+                    chunk: int, pair_log_lik) -> torch.Tensor:
+    """Back-propagate `jsa_loss` with the generator's passes in chunks of `chunk` pairs (0 = all at once).
+
+    jsa_loss is linear in log p_θ(y|x,h), so its gradient is that of the retrieval terms
+    (1/B) Σ f_h·[−log p_η − log q_φ] plus, chunk by chunk, of −(1/B) Σ f_h·log p_θ(y|x,h); only one chunk's
+    generator activations are alive at a time. `pair_log_lik(pairs)` gives log p_θ with grad: (P,).
+    Returns the loss value (detached).
+    """
+    B = freq.shape[0]
+    retrieval = jsa_loss(freq, torch.zeros_like(freq), log_prior, log_post)
+    retrieval.backward()
+    total = retrieval.detach()
+    size = chunk or len(pairs)
+    for start in range(0, len(pairs), size):
+        part = pairs[start : start + size]
+        weights = torch.tensor([float(freq[b, h]) for b, h in part]) / B  # (P,)
+        generator_term = -(weights * pair_log_lik(part)).sum()
+        generator_term.backward()
+        total = total + generator_term.detach()
+    return total
 
 
 # -- the posterior retriever and the candidate set ---------------------------------------------
@@ -241,7 +268,11 @@ def candidate_vectors(pipeline, rows: np.ndarray, passages, passage_tower) -> to
 
 
 def jsa_step(ctx, models: JsaModels, batch, chains: dict, options: JsaOptions, rng: torch.Generator):
-    """Loss (with grad into θ, η, φ [, E_p]) of one batch; updates `chains`; returns (loss, stats, tokens)."""
+    """One batch: E-step, then the M-step loss back-propagated into θ, η, φ (, E_p); updates `chains`.
+
+    Returns (loss value, detached; stats; tokens read). The caller zeroes the gradients before and steps
+    the optimizer after.
+    """
     pipeline, tau, generator = ctx.pipeline, ctx.config.tau, ctx.pipeline.generator
     K = min(options.candidates, len(pipeline.corpus))
     questions, answers = [ex.question for ex in batch], [gold_answer(ex) for ex in batch]
@@ -269,9 +300,8 @@ def jsa_step(ctx, models: JsaModels, batch, chains: dict, options: JsaOptions, r
     # 4) M-step over the chain's states with their frequencies: one backward for θ, η, φ (, E_p)
     freq = sample_frequencies(chain.states, rows.shape[1])  # (B, H)
     m_pairs = distinct_pairs(chain.states)
-    m_lik = scatter_pairs(pair_log_likelihoods(generator, questions, answers, passages, m_pairs), m_pairs,
-                          tuple(rows.shape), 0.0)
-    loss = jsa_loss(freq, m_lik, log_prior, log_post)
+    loss = m_step_backward(freq, log_prior, log_post, m_pairs, options.m_step_chunk,
+                           lambda pairs: pair_log_likelihoods(generator, questions, answers, passages, pairs))
     for b, ex in enumerate(batch):
         chains[ex.id] = int(rows[b, chain.states[b, -1]])  # the chain's last state, for the next epoch
     stats = {"acceptance_rate": chain.acceptance_rate, "candidates": float(mask.sum(-1).float().mean()),
@@ -309,9 +339,8 @@ def train_jsa(ctx, models: JsaModels, options: JsaOptions, embed_lr: float, gen_
     batches = epoch_batches(ctx.train, cfg.batch_size, cfg.epochs, cfg.seed)
     for step, (_, batch) in enumerate(ctx.progress(batches, "jsa_rag", total), start=1):
         meter.start()
-        loss, stats, tokens = jsa_step(ctx, models, batch, chains, options, rng)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, stats, tokens = jsa_step(ctx, models, batch, chains, options, rng)  # back-propagates
         optimizer.step()
         meter.log(step, loss, optimizer, tokens, **stats)
         scheduler.step()

@@ -15,6 +15,10 @@ with log p_θ(y|x,z) = Σ_t log p_θ(y_t|prompt(x,z), y_<t) and β = `kl_weight`
 Z_q). The expectation is exact over Z_q (no sampling), so φ gets the gradient of both terms, η only
 the KL's, θ the posterior-weighted NLL's. Decoding uses the prior retriever, as for every strategy.
 
+Memory: k generator passes with grad per question; the whole batch of the offline default peaks near
+17 GB RSS on CPU, so each step back-propagates one question at a time by default (`micro_batch=1`: the
+loss is a mean over questions, the update is the same).
+
 Defaults: 1 epoch; gen lr 1e-3, embed lr 1e-5 for η and φ, as rag_token and jsa_rag (the paper's rates do
 nothing measurable in the ~10 steps of the offline default). Cost per step: k generator forward+backward
 passes per question, as rag_token, plus the posterior tower's forward (bench/bench_jsa_cost.py).
@@ -42,10 +46,12 @@ DEFAULT_GEN_LR = 1e-3
 @dataclass
 class VragOptions:
     kl_weight: float = field(default=1.0, metadata={"help": "β, the weight of KL(q_φ ‖ p_η) (1 = the ELBO)"})
+    micro_batch: int = field(default=1, metadata={"help": "questions per forward/backward within a step (gradients "
+                                                          "accumulate: same update, less memory; 0 = the whole batch)"})
 
     def __post_init__(self):
-        if self.kl_weight < 0:
-            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
+        if self.kl_weight < 0 or self.micro_batch < 0:
+            raise ValueError(f"kl_weight and micro_batch must be >= 0, got {self.kl_weight}, {self.micro_batch}")
 
 
 def vrag_loss(log_post: torch.Tensor, log_prior: torch.Tensor, seq_lp: torch.Tensor, kl_weight: float = 1.0):
@@ -82,6 +88,24 @@ def vrag_step(ctx, prior, posterior, batch, k: int, kl_weight: float):
     return loss, {"nll": float(nll.detach()), "kl": float(kl.detach())}, tokens
 
 
+def accumulate_gradients(ctx, prior, posterior, batch, k: int, options: VragOptions):
+    """Backward the batch's mean loss `micro_batch` questions at a time (0 = all): same gradient, less memory.
+
+    Returns the batch loss (detached), its mean nll and kl, and the tokens read.
+    """
+    size = options.micro_batch or len(batch)
+    total, stats, tokens = torch.zeros(()), {"nll": 0.0, "kl": 0.0}, 0
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
+        share = len(chunk) / len(batch)
+        loss, chunk_stats, chunk_tokens = vrag_step(ctx, prior, posterior, chunk, k, options.kl_weight)
+        (loss * share).backward()
+        total += loss.detach() * share
+        stats = {name: stats[name] + share * chunk_stats[name] for name in stats}
+        tokens += chunk_tokens
+    return total, stats, tokens
+
+
 def train_vrag(ctx, prior, posterior, options: VragOptions, embed_lr: float, gen_lr: float) -> int:
     cfg, generator = ctx.config, ctx.pipeline.generator
     k = effective_k(ctx.pipeline, cfg.k)
@@ -95,9 +119,8 @@ def train_vrag(ctx, prior, posterior, options: VragOptions, embed_lr: float, gen
     batches = epoch_batches(ctx.train, cfg.batch_size, cfg.epochs, cfg.seed)
     for step, (_, batch) in enumerate(ctx.progress(batches, "vrag", total), start=1):
         meter.start()
-        loss, stats, tokens = vrag_step(ctx, prior, posterior, batch, k, options.kl_weight)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, stats, tokens = accumulate_gradients(ctx, prior, posterior, batch, k, options)
         optimizer.step()
         meter.log(step, loss, optimizer, tokens, **stats)
         scheduler.step()

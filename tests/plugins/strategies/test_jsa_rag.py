@@ -10,7 +10,7 @@ import torch
 
 from plugins.strategies.jsa_rag import (
     JsaModels, JsaOptions, acceptance_probability, candidate_rows, draw_proposals, jsa_loss, jsa_step,
-    make_posterior_retriever, metropolis_independence_chain, sample_frequencies,
+    m_step_backward, make_posterior_retriever, metropolis_independence_chain, sample_frequencies,
 )
 from tests.conftest import run_cli, tiny_run_args
 
@@ -123,6 +123,35 @@ def test_jsa_loss_is_the_frequency_weighted_sum():
     assert jsa_loss(freq, log_lik, log_prior, log_post).item() == pytest.approx(by_hand.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("chunk", [0, 1, 2])
+def test_chunked_m_step_has_the_gradient_of_the_loss(chunk):
+    """m_step_backward (generator passes in chunks) = jsa_loss(...).backward() in one piece."""
+    torch.manual_seed(0)
+    states = torch.tensor([[0, 0, 2, 1], [1, 1, 1, 3]])
+    freq = sample_frequencies(states, 4)
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 3)]
+    leaves = {name: torch.randn(2, 4, requires_grad=True) for name in ("prior", "post")}
+    theta = torch.randn(2, 4, requires_grad=True)  # stands in for the generator: log p_θ(y|x,h) = theta[b, h]
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+
+    def forward():
+        from plugins.strategies.jsa_rag import masked_log_softmax
+        return masked_log_softmax(leaves["prior"], mask, 0.5), masked_log_softmax(leaves["post"], mask, 0.5)
+
+    log_prior, log_post = forward()
+    expected = jsa_loss(freq, theta, log_prior, log_post)
+    expected.backward()
+    want = [t.grad.clone() for t in (*leaves.values(), theta)]
+    for t in (*leaves.values(), theta):
+        t.grad = None
+    log_prior, log_post = forward()
+    got = m_step_backward(freq, log_prior, log_post, pairs, chunk,
+                          lambda part: torch.stack([theta[b, h] for b, h in part]))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    for a, t in zip(want, (*leaves.values(), theta)):
+        torch.testing.assert_close(t.grad, a)
+
+
 def test_candidates_are_the_union_of_both_top_k_and_the_cached_sample():
     prior = np.array([[3, 1, 4], [5, 9, 2]])
     post = np.array([[1, 5, 9], [5, 9, 2]])
@@ -168,8 +197,7 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
     options = JsaOptions(proposals=6, candidates=3)
     chains: dict = {}
     loss, stats, tokens = jsa_step(ctx, JsaModels(prior, posterior, None), ctx.train[:3], chains, options,
-                                   torch.Generator().manual_seed(0))
-    loss.backward()
+                                   torch.Generator().manual_seed(0))  # back-propagates the M-step loss
     assert torch.isfinite(loss) and tokens > 0
     assert 0.0 <= stats["acceptance_rate"] <= 1.0 and 3 <= stats["candidates"] <= 6
     lora = [p for n, p in generator.model.named_parameters() if "lora_" in n]

@@ -52,6 +52,31 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
     np.testing.assert_array_equal(np.array(ctx.pipeline.index.vectors), index_before)
 
 
+def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
+    from harness.training import prepare_generator_for_lora, unfreeze
+    from plugins.strategies.vrag import VragOptions, accumulate_gradients
+
+    ctx = tiny_fit_context(tmp_path, tiny_data, "vrag")
+    prepare_generator_for_lora(ctx)
+    prior = ctx.pipeline.query_encoder
+    posterior = make_posterior_retriever(prior)
+    unfreeze(prior)
+    modules = [prior, posterior, ctx.pipeline.generator.model]
+    for m in modules:
+        m.eval()  # no dropout: both ways must agree exactly
+    runs = []
+    for micro in (0, 1):
+        for m in modules:
+            m.zero_grad(set_to_none=True)
+        loss, stats, _ = accumulate_gradients(ctx, prior, posterior, ctx.train[:3], 3, VragOptions(micro_batch=micro))
+        runs.append((loss.item(), stats, [p.grad.clone() for m in modules for p in m.parameters() if p.grad is not None]))
+    (loss_a, stats_a, grads_a), (loss_b, stats_b, grads_b) = runs
+    assert loss_b == pytest.approx(loss_a, rel=1e-5) and stats_b["kl"] == pytest.approx(stats_a["kl"], rel=1e-4, abs=1e-7)
+    assert len(grads_a) == len(grads_b) > 0
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_cli_run_is_stored(tiny_data, store):
     assert run_cli(tiny_run_args(tiny_data, "vrag", "--set", "kl_weight=0.5")) == 0
     [run] = store.query("SELECT id, status, config FROM runs")
