@@ -178,15 +178,16 @@ def plugins_command() -> None:
 
 @cli.command(name="list")
 @click.argument("what", type=click.Choice(["strategies", "models", "datasets"]))
-@click.option("--verbose", "-v", is_flag=True, help="show sizes, sources and licenses")
+@click.option("--verbose", "-v", is_flag=True, help="strategies: their --set options; datasets: sizes, sources, licenses")
 def list_command(what: str, verbose: bool) -> None:
     """List registered strategies, models (embedders and generators) or datasets."""
     if what == "strategies":
         reg = plugins.strategies()
-        table = Table("strategy", "needs context labels", "plugin", "description")
+        table = Table("strategy", "needs context labels", "plugin", "description", *(["--set options"] if verbose else []))
         for name, cls in sorted(reg.items.items()):
-            table.add_row(name, "yes" if getattr(cls, "needs_context_labels", False) else "no", reg.owners[name],
-                          getattr(cls, "description", "") or ((cls.__doc__ or "").strip().splitlines() or [""])[0])
+            row = [name, "yes" if getattr(cls, "needs_context_labels", False) else "no", reg.owners[name],
+                   getattr(cls, "description", "") or ((cls.__doc__ or "").strip().splitlines() or [""])[0]]
+            table.add_row(*(row + ([strategy_options_text(cls)] if verbose else [])))
     elif what == "models":
         table = Table("kind", "name", "plugin", "description")
         for kind, reg in plugins.models().items():
@@ -200,6 +201,15 @@ def list_command(what: str, verbose: bool) -> None:
             row = [name, "yes" if spec.has_context_labels else "no", spec.description]
             table.add_row(*(row + ([getattr(spec, "size", ""), spec.license, spec.source] if verbose else [])))
     console.print(table)
+
+
+def strategy_options_text(cls) -> str:
+    """`name=default  help` for each field of the strategy's Options dataclass (what --set accepts)."""
+    options = getattr(cls, "Options", None)
+    if options is None:
+        return "–"
+    return "\n".join(f"{f.name}={f.default if f.default is not dataclasses.MISSING else '?'}  {f.metadata.get('help', '')}".rstrip()
+                     for f in dataclasses.fields(options))
 
 
 @cli.command()

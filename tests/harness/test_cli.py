@@ -234,3 +234,9 @@ def test_database_is_not_held_open_during_fit(clean_plugins, tiny_data, tmp_path
     [run] = db().query("SELECT * FROM runs")
     assert run["status"] == "finished"
     assert db().query("SELECT value FROM train_log WHERE name = 'probe_ok'")[0]["value"] == 1.0
+
+
+def test_list_strategies_verbose_shows_set_options(capsys):
+    assert run_cli(["list", "strategies", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "proposals=8" in out and "MIS proposals" in out  # jsa_rag's Options, with their help
