@@ -1,0 +1,93 @@
+"""Re-indexing while training: train only vs train + synchronous refresh vs train + background refresh.
+
+    python bench/bench_refresh.py [--steps 6] [--refresh-every 3] [--passages 1000] [--threads 1]
+
+The same rag_end2end training (packaged MiniLM towers + SmolLM2-135M LoRA, the offline default's
+training questions, fixed order) three times from the same weights:
+  train only   no re-indexing at all;
+  sync         every N steps the corpus is re-encoded and re-indexed, training waits (`refresh=sync`);
+  background   the same refreshes in a worker thread while training continues (`refresh=background`);
+                a refresh still running after the last step is waited for, so all three do their work.
+Prints each wall time, the ratios to train-only, the seconds the refreshes took, and the share of the
+refresh cost the background mode hid: (T_sync − T_background) / (T_sync − T_train). The corpus is the
+first `--passages` passages (plus the gold ones), so a refresh costs a known, modest amount of time.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+
+from _machine import header
+from harness import plugins
+from harness.config import RunConfig
+from harness.context import FitContext
+from harness.reindex import IndexRefresher, separate_passage_tower
+from harness.runner import build_pipeline, load_dataset, resolve
+from harness.store import Store
+from harness.training import prepare_generator_for_lora, unfreeze
+from plugins.strategies.rag_end2end import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, End2EndOptions, train_end2end
+
+
+def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, store: Store, workdir: str) -> dict:
+    """One timed training run; mode None = no re-indexing."""
+    resolved = resolve(cfg)
+    dataset = load_dataset(cfg, resolved)
+    torch.manual_seed(cfg.seed)
+    pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
+    run_id = f"bench-{mode or 'train'}"
+    store.start_run(run_id, run_id, cfg.to_dict(), {})
+    ctx = FitContext(pipeline, dataset, cfg, None, "cpu", run_id, store, os.path.join(workdir, run_id))
+    prepare_generator_for_lora(ctx)
+    unfreeze(pipeline.query_encoder)
+    passage_tower = separate_passage_tower(pipeline)
+    options = End2EndOptions(refresh_every=refresh_every if mode else 0, refresh=mode or "sync")
+    refresher = IndexRefresher(ctx, passage_tower, options.refresh_every, options.refresh)
+    start = time.perf_counter()
+    try:
+        last = train_end2end(ctx, options, DEFAULT_EMBED_LR, DEFAULT_GEN_LR, refresher)
+        refresher.finish(last, final_refresh=False, wait_in_flight=True)
+    finally:
+        refresher.close()
+    wall = time.perf_counter() - start
+    return {"wall": wall, "refreshes": ctx.index_refreshes, "refresh_seconds": ctx.refresh_seconds,
+            "wait": refresher.wait_seconds, "staleness": refresher.staleness, "steps": last}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--refresh-every", type=int, default=3)
+    parser.add_argument("--passages", type=int, default=1000, help="corpus size (first N passages + gold ones)")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("-k", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of the training thread")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    header("re-indexing while training: train only vs sync refresh vs background refresh (rag_end2end)")
+    plugins.load_plugins()
+    cfg = RunConfig(strategy="rag_end2end", corpus_limit=args.passages, limit=args.steps * args.batch_size,
+                    batch_size=args.batch_size, k=args.k)
+    dataset = load_dataset(cfg, resolve(cfg))
+    print(f"corpus {len(dataset.corpus)} passages, {args.steps} steps of {args.batch_size} questions, k={args.k}, "
+          f"refresh every {args.refresh_every} steps, {args.threads} training thread(s)")
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        store = Store(os.path.join(workdir, "bench.duckdb"))
+        for mode in (None, "sync", "background"):
+            results[mode or "train only"] = run_once(cfg, mode, args.refresh_every, store, workdir)
+    base = results["train only"]["wall"]
+    print(f"{'run':<12} {'wall s':>8} {'× train':>8} {'refreshes':>9} {'refresh s':>9} {'waited s':>9}  staleness")
+    for name, r in results.items():
+        print(f"{name:<12} {r['wall']:8.1f} {r['wall'] / base:8.2f} {r['refreshes']:9d} {r['refresh_seconds']:9.1f} "
+              f"{r['wait']:9.1f}  {r['staleness']}")
+    sync, bg = results["sync"]["wall"], results["background"]["wall"]
+    if sync > base:
+        print(f"background hid {100 * (sync - bg) / (sync - base):.0f}% of the synchronous refresh cost "
+              f"({sync - base:.1f} s added by sync, {bg - base:.1f} s by background)")
+
+
+if __name__ == "__main__":
+    main()
