@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
+import warnings
 
 import click
 from rich.console import Console
@@ -34,6 +36,10 @@ def _quiet_libraries() -> None:
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    # bitsandbytes (imported by peft when installed) logs a missing optional CPU kernel on every run, and
+    # peft reads transformers' deprecated `is_gradient_checkpointing`: neither is the user's to act on.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

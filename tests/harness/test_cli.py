@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +241,14 @@ def test_list_strategies_verbose_shows_set_options(capsys):
     assert run_cli(["list", "strategies", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "proposals=8" in out and "MIS proposals" in out  # jsa_rag's Options, with their help
+
+
+def test_a_training_run_prints_no_third_party_noise(tiny_data):
+    """A LoRA run from the real entry point: no library deprecation warnings or optional-kernel notices
+    (peft's `is_gradient_checkpointing` read, bitsandbytes' missing CPU kernel) reach the user."""
+    done = subprocess.run([str(Path(sys.executable).parent / "harness"), *tiny_run_args(tiny_data, "ft_gen")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    for noise in ("FutureWarning", "is_gradient_checkpointing", "kernels-community", "Traceback"):
+        assert noise not in output
