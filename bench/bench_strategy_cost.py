@@ -67,7 +67,7 @@ def main() -> None:
     embedder, generator, _ = MODELS[args.models]
     steps = steps_per_run(args.train, args.batch_size, 1)
     print(f"{embedder} + {generator}; {args.train} training questions, batch {args.batch_size}, 1 epoch = {steps} "
-          f"generator steps per phase, k=5; indp's embedder half: ft_embed's defaults (batch 8, 3 epochs)")
+          f"generator steps per phase, k=5; indp's embedder half: ft_embed's defaults (batch 8, 1 epoch)")
     results: dict[str, list[dict]] = {s: [] for s in STRATEGIES}
     with tempfile.TemporaryDirectory() as workdir:
         for repeat in range(args.repeats):

@@ -139,6 +139,26 @@ def rag_token_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Ten
 
 
 # -- strategy defaults --------------------------------------------------------------------------
+def backward_in_chunks(batch: Sequence, micro_batch: int, step_fn) -> tuple[torch.Tensor, list[tuple[float, object]]]:
+    """Back-propagate the batch's mean loss `micro_batch` examples at a time (0 = the whole batch at once).
+
+    The RAG losses are means of per-question terms, so Σ_chunks (|chunk|/B)·loss(chunk) has exactly the
+    whole batch's gradient, while only one chunk's activations are alive at a time (rag_token's batch of
+    4 × k=5 single-passage sequences is ~15 GB of activations on CPU at once). `step_fn(chunk)` returns
+    (loss, info). Returns the batch loss (detached) and [(share, info)] per chunk, share = |chunk|/B.
+    """
+    size = micro_batch or len(batch)
+    total, parts = torch.zeros(()), []
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
+        share = len(chunk) / len(batch)
+        loss, info = step_fn(chunk)
+        (loss * share).backward()
+        total += loss.detach() * share
+        parts.append((share, info))
+    return total, parts
+
+
 def strategy_default(cfg: RunConfig, name: str, default):
     """`cfg.<name>` when the user set it, else the strategy's own default.
 

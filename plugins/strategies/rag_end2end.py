@@ -57,7 +57,7 @@ from harness.reindex import (
     REFRESH_MODES, IndexRefresher, passage_vectors_with_grad, save_passage_tower, separate_passage_tower,
 )
 from harness.training import (
-    StepMeter, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
+    StepMeter, backward_in_chunks, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
     linear_schedule, passage_answer_log_probs, prepare_generator_for_lora, rag_sequence_loss, rag_token_loss,
     retrieval_log_probs, retrieve_rows, save_adapter, save_embedder, steps_per_run, strategy_default, unfreeze,
 )
@@ -115,21 +115,10 @@ def end2end_step(ctx, batch, k: int, loss_fn) -> tuple[torch.Tensor, int]:
 
 
 def accumulate_gradients(ctx, batch, k: int, loss_fn, micro_batch: int) -> tuple[torch.Tensor, int]:
-    """Backward the batch's mean loss in chunks of `micro_batch` questions (0 = all at once).
-
-    The RAG losses are means of per-question terms, so Σ_chunks (|chunk|/B)·loss(chunk) has the same
-    gradient as the whole batch, while only one chunk's activations are alive at a time. Returns the
-    batch loss (detached) and the tokens read.
-    """
-    size = micro_batch or len(batch)
-    total, tokens = torch.zeros(()), 0
-    for start in range(0, len(batch), size):
-        chunk = batch[start : start + size]
-        loss, chunk_tokens = end2end_step(ctx, chunk, k, loss_fn)
-        (loss * len(chunk) / len(batch)).backward()
-        total += loss.detach() * len(chunk) / len(batch)
-        tokens += chunk_tokens
-    return total, tokens
+    """Backward the batch's mean loss in chunks of `micro_batch` questions (0 = all at once): the same
+    gradient as the whole batch, one chunk's activations alive at a time. Returns (loss, tokens read)."""
+    loss, parts = backward_in_chunks(batch, micro_batch, lambda chunk: end2end_step(ctx, chunk, k, loss_fn))
+    return loss, sum(tokens for _, tokens in parts)
 
 
 def train_end2end(ctx, options: End2EndOptions, embed_lr: float, gen_lr: float, refresher: IndexRefresher) -> int:

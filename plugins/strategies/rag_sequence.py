@@ -20,7 +20,7 @@ with grad, 3) per-passage answer likelihoods (B, k, T), 4) this loss, 5) one Ada
 
 from harness.hookspecs import hookimpl
 from harness.training import rag_sequence_loss
-from plugins.strategies.rag_token import LAWTON, LEWIS, fit_jointly
+from plugins.strategies.rag_token import LAWTON, LEWIS, RagOptions, fit_jointly
 
 
 class RagSequence:
@@ -29,6 +29,7 @@ class RagSequence:
     needs_context_labels = False
     description = "joint E_q + generator, RAG-Sequence marginal over the top-k (Lewis et al. 2020)"
     learning_rates = ("embed_lr", "gen_lr")
+    Options = RagOptions
 
     def fit(self, ctx) -> None:
         fit_jointly(ctx, rag_sequence_loss, self.name)

@@ -25,7 +25,7 @@ from harness.hookspecs import hookimpl
 from harness.training import (
     freeze, prepare_generator_for_lora, rag_token_loss, save_adapter, save_embedder, strategy_default, unfreeze,
 )
-from plugins.strategies.rag_token import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, LAWTON, LEWIS, train_rag
+from plugins.strategies.rag_token import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, LAWTON, LEWIS, RagOptions, train_rag
 
 
 class TwoPhase:
@@ -38,10 +38,11 @@ class TwoPhase:
     lr_stages = (("gen_lr", {"phases": "1"}), ("embed_lr", {}))
 
     @dataclass
-    class Options:
+    class Options(RagOptions):
         phases: int = field(default=2, metadata={"help": "2: both phases; 1: stop after phase 1 (generator only)"})
 
         def __post_init__(self):
+            super().__post_init__()
             if self.phases not in (1, 2):
                 raise ValueError(f"phases must be 1 or 2, got {self.phases}")
 
@@ -52,14 +53,16 @@ class TwoPhase:
         generator = prepare_generator_for_lora(ctx)
         # phase 1: the generator's adapters, E_q frozen
         freeze(encoder)
-        steps = train_rag(ctx, rag_token_loss, embed_lr, gen_lr, "two_phase 1/2 (generator)")
+        steps = train_rag(ctx, rag_token_loss, embed_lr, gen_lr, "two_phase 1/2 (generator)",
+                          micro_batch=ctx.options.micro_batch)
         save_adapter(ctx, generator)
         if ctx.options.phases == 1:
             return
         # phase 2: E_q, the generator frozen
         freeze(generator.model)
         unfreeze(encoder)
-        train_rag(ctx, rag_token_loss, embed_lr, gen_lr, "two_phase 2/2 (embedder)", step_offset=steps)
+        train_rag(ctx, rag_token_loss, embed_lr, gen_lr, "two_phase 2/2 (embedder)", step_offset=steps,
+                  micro_batch=ctx.options.micro_batch)
         save_embedder(ctx, encoder)
 
 

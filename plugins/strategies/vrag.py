@@ -33,7 +33,7 @@ import torch
 from harness.hookspecs import hookimpl
 from harness.retrieval import encode_with_grad
 from harness.training import (
-    StepMeter, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
+    StepMeter, backward_in_chunks, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
     indexed_passage_vectors, linear_schedule, passage_answer_log_probs, prepare_generator_for_lora, retrieve_rows,
     save_adapter, save_embedder, steps_per_run, strategy_default, unfreeze,
 )
@@ -93,17 +93,13 @@ def accumulate_gradients(ctx, prior, posterior, batch, k: int, options: VragOpti
 
     Returns the batch loss (detached), its mean nll and kl, and the tokens read.
     """
-    size = options.micro_batch or len(batch)
-    total, stats, tokens = torch.zeros(()), {"nll": 0.0, "kl": 0.0}, 0
-    for start in range(0, len(batch), size):
-        chunk = batch[start : start + size]
-        share = len(chunk) / len(batch)
-        loss, chunk_stats, chunk_tokens = vrag_step(ctx, prior, posterior, chunk, k, options.kl_weight)
-        (loss * share).backward()
-        total += loss.detach() * share
-        stats = {name: stats[name] + share * chunk_stats[name] for name in stats}
-        tokens += chunk_tokens
-    return total, stats, tokens
+    def step(chunk):
+        loss, stats, tokens = vrag_step(ctx, prior, posterior, chunk, k, options.kl_weight)
+        return loss, (stats, tokens)
+
+    loss, parts = backward_in_chunks(batch, options.micro_batch, step)
+    stats = {name: sum(share * s[name] for share, (s, _) in parts) for name in ("nll", "kl")}
+    return loss, stats, sum(tokens for _, (_, tokens) in parts)
 
 
 def train_vrag(ctx, prior, posterior, options: VragOptions, embed_lr: float, gen_lr: float) -> int:

@@ -71,3 +71,35 @@ def test_token_and_sequence_marginals_differ_on_multi_token_answers():
     one = mask.clone()
     one[..., 1:] = 0
     assert rag_token_loss(log_pz, token_lp, one).item() == pytest.approx(rag_sequence_loss(log_pz, token_lp, one).item())
+
+
+@pytest.mark.parametrize("loss_fn", [rag_token_loss, rag_sequence_loss])
+def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data, loss_fn):
+    """One question at a time (the default) and the whole batch at once: the same loss and gradient."""
+    from harness.training import backward_in_chunks, prepare_generator_for_lora, unfreeze
+
+    ctx, _ = tiny_context(tmp_path, tiny_data, "rag_token")
+    prepare_generator_for_lora(ctx)
+    unfreeze(ctx.pipeline.query_encoder)
+    modules = [ctx.pipeline.query_encoder, ctx.pipeline.generator.model]
+    for m in modules:
+        m.eval()  # no dropout: both ways must agree exactly
+    grads = []
+    for micro in (0, 1):
+        for m in modules:
+            m.zero_grad(set_to_none=True)
+        loss, parts = backward_in_chunks(ctx.train[:3], micro,
+                                         lambda chunk: rag_token.rag_step(ctx, chunk, 3, loss_fn, True, True))
+        assert [share for share, _ in parts] == ([1.0] if micro == 0 else [1 / 3] * 3)
+        grads.append((loss.item(), [p.grad.clone() for m in modules for p in m.parameters() if p.grad is not None]))
+    (loss_full, g_full), (loss_micro, g_micro) = grads
+    assert loss_micro == pytest.approx(loss_full, rel=1e-5) and len(g_full) == len(g_micro) > 0
+    for a, b in zip(g_full, g_micro):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_negative_micro_batch_is_a_clean_error(tiny_data, capsys):
+    from tests.conftest import run_cli, tiny_run_args
+
+    assert run_cli(tiny_run_args(tiny_data, "rag_sequence", "--set", "micro_batch=-1")) == 2
+    assert "micro_batch must be >= 0" in capsys.readouterr().err
