@@ -36,9 +36,14 @@ test: install-test
 test-fast: install-test
 	$(PY) -m pytest -q -m "not packaged and not browser"
 
-bench: install-test
+bench: install-test  # about 30 minutes on 2 CPUs; each prints its command, the machine and its ratios
 	$(PY) bench/bench_retrieval.py
 	$(PY) bench/bench_generation.py
+	$(PY) bench/bench_index_recall.py
+	$(PY) bench/bench_embed_loop.py
+	$(PY) bench/bench_strategy_cost.py --models small --train 8
+	$(PY) bench/bench_refresh.py
+	$(PY) bench/bench_jsa_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache harness.duckdb harness-artifacts
