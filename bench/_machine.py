@@ -8,6 +8,9 @@ import torch
 
 
 def header(title: str) -> None:
+    from harness.cli import quiet_libraries
+
+    quiet_libraries()
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:

@@ -29,7 +29,8 @@ console = _Console()
 HELP = option_help()
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
+    """Library chatter off (transformers' logs and bars, two known third-party notices); benches reuse it."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import transformers
@@ -143,7 +144,7 @@ def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | Non
 
     cfg = build_config(kwargs, embed_lr=_lr(embed_lr, "--embed-lr"), gen_lr=_lr(gen_lr, "--gen-lr"))
     store = _store(ctx)
-    _quiet_libraries()
+    quiet_libraries()
     outcome = execute(cfg, store, force=force)
     if outcome.status == "skipped":
         console.print(f"[yellow]identical run {outcome.run_id} already stored; use --force to run again[/]")
@@ -309,7 +310,7 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
     strategy_cls = resolve(base).strategy_cls
     fixed = selected_lrs(store, lrs_from, base) if lrs_from else None
     plan = plan_grid(strategy_cls, lr_grid, explicit, fixed, lrs_from)
-    _quiet_libraries()
+    quiet_libraries()
     console.print(f"grid of {plan.n_cells()} cells for {plan.strategy}"
                   + (f" (rates from {lrs_from}: {fixed})" if lrs_from else ""))
     result = run_grid(base, store, plan, force=force,
@@ -350,7 +351,7 @@ def evaluate(ctx: click.Context, run_id: str, splits: str) -> None:
     if bad or not wanted:
         raise UserError(f"--splits must be among train, dev, test; got '{splits}'")
     store = _store(ctx)
-    _quiet_libraries()
+    quiet_libraries()
     run, results = reevaluate(store, run_id, wanted)
     stored = store.run_metrics(run["id"])
     table = Table("split", "EM", "F1", "recall@5", "answer_recall@5", "stored EM", "stored F1",
