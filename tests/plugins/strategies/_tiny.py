@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from harness import plugins
@@ -46,3 +47,22 @@ def base_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def encoder_trainable_names(encoder) -> set[str]:
     """Every tower parameter the forward uses: all but BERT's unused pooler."""
     return {name for name, _ in encoder.named_parameters() if ".pooler." not in name}
+
+
+def assert_micro_batches_match(modules: list[torch.nn.Module], backward) -> list:
+    """`backward(micro_batch)` back-propagates one batch and returns (loss, extra). With the whole batch (0)
+    and one question at a time (1), from zeroed grads in eval mode (no dropout): the same loss and the same
+    gradient on every parameter. Returns the two extras."""
+    for m in modules:
+        m.eval()
+    runs = []
+    for micro in (0, 1):
+        for m in modules:
+            m.zero_grad(set_to_none=True)
+        loss, extra = backward(micro)
+        runs.append((loss.item(), extra, [p.grad.clone() for m in modules for p in m.parameters() if p.grad is not None]))
+    (loss_full, _, g_full), (loss_micro, _, g_micro) = runs
+    assert loss_micro == pytest.approx(loss_full, rel=1e-5) and len(g_full) == len(g_micro) > 0
+    for a, b in zip(g_full, g_micro):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    return [extra for _, extra, _ in runs]

@@ -14,6 +14,7 @@ from harness import reindex
 from plugins.strategies import rag_end2end
 from plugins.strategies.rag_end2end import End2EndOptions, RagEnd2End, end2end_step
 from tests.conftest import run_cli, tiny_run_args
+from tests.plugins.strategies._tiny import assert_micro_batches_match
 from tests.plugins.strategies.test_jsa_rag import grad_norm, tiny_fit_context
 
 FAST = ("--batch-size", "2")  # 6 training questions: 3 steps
@@ -53,18 +54,8 @@ def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
     unfreeze(ctx.pipeline.query_encoder)
     separate_passage_tower(ctx.pipeline)
     modules = [ctx.pipeline.query_encoder, ctx.pipeline.passage_encoder, ctx.pipeline.generator.model]
-    for m in modules:
-        m.eval()  # no dropout: both ways must agree exactly
-    grads = []
-    for micro in (0, 1):
-        for m in modules:
-            m.zero_grad(set_to_none=True)
-        loss, _ = rag_end2end.accumulate_gradients(ctx, ctx.train[:3], 3, rag_token_loss, micro)
-        grads.append((loss.item(), [p.grad.clone() for m in modules for p in m.parameters() if p.grad is not None]))
-    (loss_full, g_full), (loss_micro, g_micro) = grads
-    assert loss_micro == pytest.approx(loss_full, rel=1e-5) and len(g_full) == len(g_micro) > 0
-    for a, b in zip(g_full, g_micro):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert_micro_batches_match(
+        modules, lambda micro: rag_end2end.accumulate_gradients(ctx, ctx.train[:3], 3, rag_token_loss, micro))
 
 
 @pytest.mark.parametrize("mode", ["background", "sync"])
