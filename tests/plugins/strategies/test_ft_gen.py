@@ -73,11 +73,9 @@ def test_changing_what_prompt_positions_predict_leaves_the_loss_unchanged(genera
     assert loss_with_noise([L - A - 1]) != pytest.approx(clean, abs=1e-3)  # predicts y_1
 
 
-def test_only_the_adapters_train(tmp_path, tiny_data, monkeypatch):
-    ctx, strategy = tiny_context(tmp_path, tiny_data, "ft_gen")
-    encoder_before = snapshot(ctx.pipeline.query_encoder)
-    vectors_before = ctx.pipeline.index.vectors.copy()
-    at_start = {}  # every generator parameter (adapters included) when the loop starts
+def fit_remembering_the_generator(ctx, strategy, monkeypatch) -> dict:
+    """fit(); returns every generator parameter (adapters included) as it was when the loop started."""
+    at_start = {}
     original = ft_gen.train_generator
 
     def spy(ctx, *args, **kwargs):
@@ -86,6 +84,14 @@ def test_only_the_adapters_train(tmp_path, tiny_data, monkeypatch):
 
     monkeypatch.setattr(ft_gen, "train_generator", spy)
     strategy.fit(ctx)
+    return at_start
+
+
+def test_only_the_adapters_train(tmp_path, tiny_data, monkeypatch):
+    ctx, strategy = tiny_context(tmp_path, tiny_data, "ft_gen")
+    encoder_before = snapshot(ctx.pipeline.query_encoder)
+    vectors_before = ctx.pipeline.index.vectors.copy()
+    at_start = fit_remembering_the_generator(ctx, strategy, monkeypatch)
     model = ctx.pipeline.generator.model
     lora = {n for n, _ in model.named_parameters() if "lora_" in n}
     assert lora and changed(at_start, model) == lora  # every adapter matrix moved, nothing else did
@@ -151,15 +157,7 @@ def test_qlora_trains_adapters_over_a_4bit_base_and_reloads(tmp_path, tiny_data,
     import bitsandbytes as bnb
 
     ctx, strategy = tiny_context(tmp_path, tiny_data, "ft_gen", quantize="4bit")
-    at_start = {}
-    original = ft_gen.train_generator
-
-    def spy(ctx, *args, **kwargs):
-        at_start.update(snapshot(ctx.pipeline.generator.model))
-        return original(ctx, *args, **kwargs)
-
-    monkeypatch.setattr(ft_gen, "train_generator", spy)
-    strategy.fit(ctx)
+    at_start = fit_remembering_the_generator(ctx, strategy, monkeypatch)
     model = ctx.pipeline.generator.model
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())  # the base is NF4
     lora = {n for n, _ in model.named_parameters() if "lora_" in n}
