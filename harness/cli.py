@@ -264,9 +264,13 @@ def show(ctx: click.Context, run_id: str, n_predictions: int) -> None:
 
 
 @cli.command()
+@click.option("--recompute-answer-recall", is_flag=True,
+              help="rescore runs stored before answer_recall became DPR's has_answer, from their stored "
+                   "retrieved ids (loads each run's dataset; runs whose corpus is unavailable stay marked old)")
 @click.pass_context
-def migrate(ctx: click.Context) -> None:
+def migrate(ctx: click.Context, recompute_answer_recall: bool) -> None:
     """Create or upgrade the store's schema (every command does this on first write too)."""
+    from harness.migrations import OLD_ANSWER_MATCH
     from harness.migrations import migrate as apply
     from harness.store import connect_with_retry
 
@@ -276,6 +280,26 @@ def migrate(ctx: click.Context) -> None:
     finally:
         con.close()
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    store = _store(ctx)
+    if recompute_answer_recall:
+        _recompute_answer_recall(store)
+    elif old := store.runs_with_answer_match(OLD_ANSWER_MATCH):
+        console.print(f"{len(old)} runs have answer_recall computed with the old substring match; "
+                      "`harness migrate --recompute-answer-recall` rescores them with DPR's has_answer")
+
+
+def _recompute_answer_recall(store: Store) -> None:
+    from functools import cache
+
+    from harness.rescore import corpus_of_config, rescore_old_runs
+
+    quiet_libraries()
+    cached = cache(lambda key: corpus_of_config(json.loads(key)))
+    report = rescore_old_runs(store, lambda config: cached(json.dumps(
+        {k: config.get(k) for k in ("strategy", "dataset", "data_dir", "limit", "corpus_limit")}, sort_keys=True)))
+    console.print(f"answer_recall rescored with DPR's has_answer: {len(report.rescored)} runs")
+    for run_id, why in report.kept_old:
+        console.print(f"  kept the old definition for run {run_id}: {why}")
 
 
 @cli.command()

@@ -1,18 +1,27 @@
 """One implementation of every metric, used by every run (DESIGN.md §6).
 
-EM and F1 follow the official SQuAD v1.1 evaluation script: lower-case, drop punctuation, drop the
-articles a/an/the, collapse whitespace; the score is the max over gold answers.
+EM and F1 follow the official SQuAD evaluation script: lower-case, drop punctuation, drop the
+articles a/an/the, collapse whitespace; the score is the max over gold answers. When the prediction or
+the gold normalizes to nothing (an empty answer, or one that is only "the"), F1 follows SQuAD v2.0: 1.0
+if both are empty, else 0.0 (v1.1's script gave 0.0 even when both were empty). So EM = 1 always
+implies F1 = 1.
+
+answer_recall@k and silver context labels use DPR's `has_answer` (Karpukhin et al. 2020, string match
+type): Unicode NFD, a simple tokenizer (runs of letters/digits/marks, every other non-space character
+a token of its own), lower-case, and the answer's token sequence found inside the passage's tokens.
 """
 
 from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import regex
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -31,12 +40,12 @@ def exact_match(prediction: str, golds: Sequence[str]) -> float:
 
 
 def _f1_one(prediction: str, gold: str) -> float:
+    """Token F1 of one prediction against one gold; both empty after normalization = 1.0 (SQuAD v2.0)."""
     pred_tokens = normalize_answer(prediction).split()
     gold_tokens = normalize_answer(gold).split()
-    common = Counter(pred_tokens) & Counter(gold_tokens)
-    overlap = sum(common.values())
     if not pred_tokens or not gold_tokens:
         return float(pred_tokens == gold_tokens)
+    overlap = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
     if overlap == 0:
         return 0.0
     precision = overlap / len(pred_tokens)
@@ -53,12 +62,32 @@ def passage_hit(retrieved_ids: Sequence[str], gold_ids: Sequence[str], k: int) -
     return float(bool(set(retrieved_ids[:k]) & set(gold_ids)))
 
 
+# DPR's simple tokenizer: a run of letters, digits and combining marks is one token; any other
+# character that is neither a separator (\p{Z}) nor a control/format character (\p{C}) is a token alone.
+_SIMPLE_TOKEN = regex.compile(r"[\p{L}\p{N}\p{M}]+|[^\p{Z}\p{C}]", flags=regex.UNICODE)
+
+
+def simple_tokens(text: str) -> list[str]:
+    """Lower-cased tokens of `text` after Unicode NFD: "Obama's" -> obama ' s, "U.S." -> u . s ."""
+    return [t.lower() for t in _SIMPLE_TOKEN.findall(unicodedata.normalize("NFD", text))]
+
+
+def _contains_sequence(haystack: Sequence[str], needle: Sequence[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+def has_answer(text: str, golds: Sequence[str]) -> bool:
+    """DPR's `has_answer` (string match): some gold answer's token sequence occurs in `text`'s tokens."""
+    tokens = simple_tokens(text)
+    return any(_contains_sequence(tokens, simple_tokens(g)) for g in golds)
+
+
 def answer_hit(passage_texts: Sequence[str], golds: Sequence[str], k: int) -> float:
-    """answer_recall@k for one question (DPR `has_answer` style): a normalized gold answer occurs,
-    on token boundaries, inside one of the top-k normalized passages."""
-    padded = [f" {normalize_answer(t)} " for t in passage_texts[:k]]
-    needles = [f" {normalize_answer(g)} " for g in golds if normalize_answer(g)]
-    return float(any(n in p for n in needles for p in padded))
+    """answer_recall@k for one question: 1 if one of the top-k passages `has_answer` for a gold answer.
+    "Obama" is in "Obama's policy" and "Prussian" in "the Franco-Prussian war"; "The Who" is not in "who is
+    there", "1000" not in "1,000" and "US" not in "the U.S." (token sequences, not substrings)."""
+    return float(any(has_answer(text, golds) for text in passage_texts[:k]))
 
 
 def bootstrap_interval(values: Sequence[float], n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -100,7 +129,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("em", True, "Exact match after SQuAD normalization, max over gold answers", "%"),
         MetricInfo("f1", True, "Token F1 after SQuAD normalization, max over gold answers", "%"),
         MetricInfo("recall@5", True, "Share of questions with a gold passage id in the top 5 (needs context labels)", "%"),
-        MetricInfo("answer_recall@5", True, "Share of questions with a gold answer string inside a top-5 passage", "%"),
+        MetricInfo("answer_recall@5", True, "Share of questions with a gold answer inside a top-5 passage (DPR has_answer: NFD, simple tokens)", "%"),
         MetricInfo("fit_seconds", False, "Wall-clock seconds spent in strategy.fit", "s"),
         MetricInfo("eval_seconds", False, "Wall-clock seconds to retrieve and generate for the evaluated split", "s"),
         MetricInfo("gpu_hours", False, "fit seconds × GPUs used / 3600 (0 on CPU)", "h"),

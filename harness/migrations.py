@@ -88,7 +88,18 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS = [m001_initial]
+def m002_answer_match_definition(con: duckdb.DuckDBPyConnection) -> None:
+    """answer_recall@k became DPR's `has_answer` (NFD, simple tokens, token-sequence match). Runs stored
+    before were scored by a normalized substring match on spaces: mark them `substring_v0` until
+    `harness migrate --recompute-answer-recall` rescores them from their stored retrieved ids."""
+    con.execute(f"ALTER TABLE runs ADD COLUMN answer_match VARCHAR DEFAULT '{ANSWER_MATCH}'")
+    con.execute(f"UPDATE runs SET answer_match = '{OLD_ANSWER_MATCH}'")
+
+
+ANSWER_MATCH = "dpr_has_answer"  # how answer_hit is computed now (harness.metrics.answer_hit)
+OLD_ANSWER_MATCH = "substring_v0"  # normalized substring on spaces, before m002
+
+MIGRATIONS = [m001_initial, m002_answer_match_definition]
 
 
 def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:

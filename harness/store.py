@@ -153,6 +153,21 @@ class Store:
         sql = "SELECT * FROM predictions WHERE run_id = ? ORDER BY example_id"
         return self.query(sql + (f" LIMIT {int(limit)}" if limit else ""), [run_id])
 
+    def runs_with_answer_match(self, definition: str) -> list[dict]:
+        """Finished runs whose answer_hit / answer_recall were computed with `definition`."""
+        return self.query("SELECT id, config FROM runs WHERE status = 'finished' AND answer_match = ? "
+                          "ORDER BY started_at", [definition])
+
+    def replace_answer_hits(self, run_id: str, hits: Sequence[tuple[str, str, float]],
+                            metrics: Sequence[tuple[str, str, float]], definition: str) -> None:
+        """Rescore one run in one transaction: per-example answer_hit (split, example id, value), the
+        split metrics (split, name, value) and the definition they were computed with."""
+        with self.transaction() as con:
+            con.executemany("UPDATE predictions SET answer_hit = ? WHERE run_id = ? AND split = ? AND example_id = ?",
+                            [(value, run_id, split, example_id) for split, example_id, value in hits])
+            con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
+            con.execute("UPDATE runs SET answer_match = ? WHERE id = ?", [definition, run_id])
+
     def finished_runs(self) -> list[dict]:
         """Every finished run with its metrics pivoted into columns `split/name`."""
         runs = self.query("SELECT * FROM runs WHERE status = 'finished' ORDER BY finished_at")
