@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from harness.config import RunConfig
 from harness.errors import UserError
 from harness.pipeline import RagPipeline
+from harness.progress import progress
 from harness.retrieval import IndexParams, PassageIndex, encode_corpus
 from harness.store import Store
 from harness.timing import Timer
@@ -65,7 +64,8 @@ class FitContext:
         self.store.log_steps(self.run_id, rows)
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None):
-        return tqdm(iterable, desc=desc, total=total, unit="step", disable=None)
+        """Training steps with a bar on a terminal, plain lines in a log (harness/progress.py)."""
+        return progress(iterable, desc, total, unit="steps")
 
     def refresh_index(self, encoder=None) -> PassageIndex:
         """Re-encode the corpus with `encoder` (default: the passage tower) and swap the new index in."""

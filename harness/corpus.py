@@ -31,11 +31,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from harness.config import cache_dir
 from harness.datautil import import_optional, load_hub_split, read_rows, require_id
 from harness.errors import UserError
+from harness.progress import progress
 from harness.types import Corpus, Passage
 
 FORMAT_VERSION = 1
@@ -118,7 +118,7 @@ def build_store(rows: RowSource, folder: Path, batch_rows: int = BATCH_ROWS, sou
     """Read `rows()` once into a store in `folder` (see the module docstring); bad rows are UserErrors."""
     writer = _StoreWriter(folder, batch_rows)
     try:
-        for where, row in tqdm(rows(), desc="converting corpus", unit="passage", disable=None):
+        for where, row in progress(rows(), "converting corpus", unit="passages"):
             writer.add(*passage_fields(row, where))
     finally:
         writer.close()

