@@ -103,12 +103,25 @@ def parse_sets(sets: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
-def build_config(kwargs: dict, **overrides) -> RunConfig:
+def build_config(kwargs: dict, ctx: click.Context | None = None, file_values: dict | None = None,
+                 **overrides) -> RunConfig:
+    """The RunConfig from the flags, over a config file's values if given (flags typed on the command line win)."""
     values = dict(kwargs)
     values["strategy_options"] = parse_sets(values.pop("sets", ()))
     values["eval_splits"] = [s.strip() for s in values.pop("eval_splits").split(",") if s.strip()]
     values.update(overrides)
+    if file_values:
+        from harness.config_file import merge_over_file
+
+        values = merge_over_file(file_values, values, flags_given(ctx))
     return RunConfig(**values)
+
+
+def flags_given(ctx: click.Context) -> set[str]:
+    """RunConfig names of the options typed on the command line (not left at their defaults)."""
+    names = {"sets": "strategy_options"}
+    return {names.get(p.name, p.name) for p in ctx.command.params
+            if ctx.get_parameter_source(p.name) not in (None, click.core.ParameterSource.DEFAULT)}
 
 
 def _lr(value: str | None, name: str) -> float | None:
@@ -129,8 +142,11 @@ def _lr(value: str | None, name: str) -> float | None:
 @click.option("--embed-lr", default=None, help=HELP["embed_lr"])
 @click.option("--gen-lr", default=None, help=HELP["gen_lr"])
 @click.option("--force", is_flag=True, help="run even if an identical run (same config and code) is stored")
+@click.option("--config", "config_file", default=None, metavar="FILE",
+              help="TOML or YAML file of RunConfig keys (strategy, dataset, gen_lr, ...); flags given override it")
 @click.pass_context
-def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | None, **kwargs) -> None:
+def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | None, config_file: str | None,
+        **kwargs) -> None:
     """Run one strategy end to end: fit, evaluate on dev and test, store the run.
 
     \b
@@ -139,10 +155,14 @@ def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | Non
       harness run --plugin rag_token --embed-lr 3e-7 --gen-lr 1e-5
       harness run --plugin jsa_rag --set proposals=8
       harness run --plugin no_ft --dataset local --data-dir ./my_data
+      harness run --config examples/configs/ft_gen.toml --epochs 2
+      harness show RUN_ID --config > again.toml && harness run --config again.toml --seed 1
     """
+    from harness.config_file import load_run_file
     from harness.runner import execute
 
-    cfg = build_config(kwargs, embed_lr=_lr(embed_lr, "--embed-lr"), gen_lr=_lr(gen_lr, "--gen-lr"))
+    file_values = load_run_file(config_file) if config_file else None
+    cfg = build_config(kwargs, ctx, file_values, embed_lr=_lr(embed_lr, "--embed-lr"), gen_lr=_lr(gen_lr, "--gen-lr"))
     store = _store(ctx)
     quiet_libraries()
     outcome = execute(cfg, store, force=force)
@@ -242,11 +262,26 @@ def leaderboard(ctx: click.Context, show_all: bool, split: str) -> None:
 @cli.command()
 @click.argument("run_id")
 @click.option("--predictions", "n_predictions", default=5, show_default=True, help="how many predictions to show")
+@click.option("--config", "as_config", is_flag=True,
+              help="print only the run's resolved config as a TOML file that re-runs it exactly")
 @click.pass_context
-def show(ctx: click.Context, run_id: str, n_predictions: int) -> None:
-    """Show one run: config, status, metrics and a few predictions (RUN_ID may be a prefix)."""
+def show(ctx: click.Context, run_id: str, n_predictions: int, as_config: bool) -> None:
+    """Show one run: config, status, metrics and a few predictions (RUN_ID may be a prefix).
+
+    \b
+    Examples:
+      harness show 3f2a9c
+      harness show 3f2a9c --config > run.toml && harness run --config run.toml --force
+    """
     store = _store(ctx)
     run = store.find_run(run_id)
+    if as_config:
+        from harness.config_file import config_to_toml
+
+        header = (f"run {run['id']}: {run['strategy']} on {run['dataset']}, code {run['harness_version']} @ {run['git_sha']}\n"
+                  "re-run: harness run --config THIS_FILE (identical config and code: add --force to run it again)")
+        click.echo(config_to_toml(json.loads(run["config"]), header), nl=False)
+        return
     console.print(f"[bold]run {run['id']}[/] · {run['status']} · {run['strategy']} on {run['dataset']} "
                   f"({run['embedder']} + {run['generator']}) · started {run['started_at']}")
     if run["error"]:
@@ -312,9 +347,11 @@ def _recompute_answer_recall(store: Store) -> None:
 @click.option("--lrs-from", default=None, metavar="STRATEGY",
               help="reuse the rates selected by the latest grid of STRATEGY (e.g. two_phase) on the same data and models")
 @click.option("--force", is_flag=True, help="re-run cells already stored")
+@click.option("--config", "config_file", default=None, metavar="FILE",
+              help="TOML or YAML file: RunConfig keys plus lr_grid, lrs_from, embed_lr/gen_lr lists; flags given override it")
 @click.pass_context
 def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: str | None, lrs_from: str | None,
-         force: bool, **kwargs) -> None:
+         force: bool, config_file: str | None, **kwargs) -> None:
     """Search learning rates: every cell is a stored run with a shared grid id; selection on dev EM (ties: F1).
 
     \b
@@ -323,13 +360,20 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
       harness grid --plugin two_phase --lr-grid paper        # generator rate first, then the embedder's
       harness grid --plugin rag_token --lrs-from two_phase   # the paper's choice for joint strategies
       harness grid --plugin rag_token --embed-lr 1e-6,1e-5 --gen-lr 1e-4,1e-3
+      harness grid --config examples/configs/grid_ft_gen.toml
     """
+    from harness.config_file import load_grid_file
     from harness.grid import cell_rows, check_rate_sources, parse_lr_list, plan_grid, run_grid, selected_lrs
     from harness.runner import resolve
 
+    file_values, file_grid = load_grid_file(config_file) if config_file else ({}, {})
+    given = flags_given(ctx)
+    lr_grid = lr_grid if "lr_grid" in given else file_grid.get("lr_grid")
+    lrs_from = lrs_from if "lrs_from" in given else file_grid.get("lrs_from")
     check_rate_sources(lr_grid, lrs_from)
     explicit = {"embed_lr": parse_lr_list(embed_lr, "--embed-lr"), "gen_lr": parse_lr_list(gen_lr, "--gen-lr")}
-    base = build_config(kwargs)
+    explicit = {name: rates if name in given else file_grid.get(name) for name, rates in explicit.items()}
+    base = build_config(kwargs, ctx, file_values)
     store = _store(ctx)
     strategy_cls = resolve(base).strategy_cls
     fixed = selected_lrs(store, lrs_from, base) if lrs_from else None
