@@ -144,9 +144,12 @@ def _lr(value: str | None, name: str) -> float | None:
 @click.option("--force", is_flag=True, help="run even if an identical run (same config and code) is stored")
 @click.option("--config", "config_file", default=None, metavar="FILE",
               help="TOML or YAML file of RunConfig keys (strategy, dataset, gen_lr, ...); flags given override it")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="train and evaluate on N processes (one per GPU, else CPU) with accelerate; the same as "
+                   "`accelerate launch --num_processes N -m harness run ...` (docs/scaling.md)")
 @click.pass_context
 def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | None, config_file: str | None,
-        **kwargs) -> None:
+        processes: int, **kwargs) -> None:
     """Run one strategy end to end: fit, evaluate on dev and test, store the run.
 
     \b
@@ -157,15 +160,22 @@ def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | Non
       harness run --plugin no_ft --dataset local --data-dir ./my_data
       harness run --config examples/configs/ft_gen.toml --epochs 2
       harness show RUN_ID --config > again.toml && harness run --config again.toml --seed 1
+      harness run --plugin rag_token --processes 2        # DDP on 2 GPUs (or 2 CPU processes)
     """
     from harness.config_file import load_run_file
-    from harness.runner import execute
+    from harness.distributed import launch, launched_processes
+    from harness.runner import execute, resolve
 
     file_values = load_run_file(config_file) if config_file else None
     cfg = build_config(kwargs, ctx, file_values, embed_lr=_lr(embed_lr, "--embed-lr"), gen_lr=_lr(gen_lr, "--gen-lr"))
+    if processes > 1 and launched_processes() == 1:
+        resolve(cfg)  # a misspelt name is one line here, not one per process
+        sys.exit(launch(processes, _LAUNCH_ARGV))
     store = _store(ctx)
     quiet_libraries()
     outcome = execute(cfg, store, force=force)
+    if outcome.status == "worker":
+        return  # another process of this run reports
     if outcome.status == "skipped":
         console.print(f"[yellow]identical run {outcome.run_id} already stored; use --force to run again[/]")
     else:
@@ -433,11 +443,15 @@ def _register_plugin_commands() -> None:
     plugins.pm.hook.register_commands(cli=cli)
 
 
+_LAUNCH_ARGV: list[str] = []  # this command's arguments, for `run --processes N` to launch again
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: load plugins, add their commands, run; a user's mistake is one line and exit code 2."""
     from harness.runner import StrategyFailed
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    _LAUNCH_ARGV[:] = argv
     try:
         plugins.load_plugins(_early_plugins_dir(argv))
         _register_plugin_commands()

@@ -8,11 +8,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from harness import distributed
 from harness.config import RunConfig
 from harness.errors import UserError
 from harness.pipeline import RagPipeline
@@ -36,6 +39,7 @@ class FitContext:
     store: Store
     artifact_dir: Path
     timer: Timer = field(default_factory=Timer)
+    accelerator: Any = None  # an accelerate.Accelerator when launched on several processes (harness.distributed)
     # counters the harness stores as cost metrics
     trained_tokens: int = 0
     index_refreshes: int = 0
@@ -51,14 +55,53 @@ class FitContext:
     def dev(self):
         return self.dataset.dev
 
+    # -- what a run on several processes needs (all plain PyTorch with one process) ---------------------
+    @property
+    def is_main_process(self) -> bool:
+        """The process that writes logs and artifacts (the only one, unless launched on several)."""
+        return self.accelerator is None or self.accelerator.is_main_process
+
+    def shard(self, batch: Sequence) -> list:
+        """This process's part of a global batch: the whole batch with one process."""
+        return distributed.shard(self.accelerator, batch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate this process's share of a step's loss."""
+        if self.accelerator is None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Sum the gradients over the processes (no-op for one), then apply the optimizer's update."""
+        distributed.sum_gradients(self.accelerator, optimizer)
+        optimizer.step()
+
+    def sum_over_processes(self, value: float) -> float:
+        """A per-process share (loss, tokens, counts) summed over the processes: the global batch's value."""
+        return distributed.sum_over_processes(self.accelerator, value)
+
+    def all_rows(self, local: torch.Tensor) -> torch.Tensor:
+        """Every process's rows of `local` in batch order; this process's keep their grad (in-batch negatives)."""
+        return distributed.all_rows(self.accelerator, local)
+
+    def gather_in_order(self, items: list) -> list:
+        """Every process's items, concatenated in shard order."""
+        return distributed.gather_in_order(self.accelerator, items)
+
     def log(self, step: int, **scalars: float) -> None:
-        """Record training scalars (loss, lr, acceptance, ...) for `step`; written to the store in batches."""
+        """Record training scalars (loss, lr, acceptance, ...) for `step`; written to the store in batches
+        by the main process (the others' scalars are the same global values)."""
+        if not self.is_main_process:
+            return
         elapsed = self.timer.elapsed()
         self._log_buffer += [(step, name, float(value), elapsed) for name, value in scalars.items()]
         if time.monotonic() - self._last_flush > LOG_FLUSH_SECONDS:
             self.flush_log()
 
     def flush_log(self) -> None:
+        if not self.is_main_process:
+            return
         rows, self._log_buffer = self._log_buffer, []
         self._last_flush = time.monotonic()
         self.store.log_steps(self.run_id, rows)
@@ -77,9 +120,14 @@ class FitContext:
         return self.pipeline.index
 
     def save_artifact(self, kind: str, save: Callable[[Path], None]) -> Path:
-        """Write an artifact with `save(folder)` into a temp dir, rename it into place, register its sha256."""
-        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        """Write an artifact with `save(folder)` into a temp dir, rename it into place, register its sha256.
+
+        Only the main process writes (the models are equal on every process); the others get the path.
+        """
         final = self.artifact_dir / kind
+        if not self.is_main_process:
+            return final
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.artifact_dir, prefix=f".{kind}-"))
         save(tmp)
         digest = folder_sha256(tmp)

@@ -232,9 +232,10 @@ class ArrowCorpus(Corpus):
         rows = self._rows_with_hash(self._title_hash, self._title_rows, wanted)
         return [self.passage_id(int(r)) for r in rows if normalize_title(self._value("title", int(r))) == wanted]
 
-    def iter_texts(self, batch_size: int) -> Iterator[list[str]]:
-        for start in range(0, len(self), batch_size):
-            part = self._table.slice(start, batch_size)
+    def iter_texts(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[list[str]]:
+        stop = len(self) if stop is None else min(stop, len(self))
+        for first in range(start, stop, batch_size):
+            part = self._table.slice(first, min(batch_size, stop - first))
             titles, texts = part.column("title").to_pylist(), part.column("text").to_pylist()
             yield [Passage("", title, text).as_text() for title, text in zip(titles, texts)]
 

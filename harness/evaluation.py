@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.distributed import gather_in_order, shard
 from harness.metrics import answer_hit, bootstrap_interval, exact_match, f1_score, passage_hit
 from harness.pipeline import RagPipeline
 from harness.progress import progress
@@ -20,11 +21,24 @@ class SplitResult:
 
 
 def evaluate(pipeline: RagPipeline, examples: list[RagExample], split: str, max_new_tokens: int = 24,
-             batch_size: int = 8, seed: int = 0) -> SplitResult:
-    """Retrieve top-k for every question (one batched search), generate in batches, score each example."""
+             batch_size: int = 8, seed: int = 0, accelerator=None) -> SplitResult:
+    """Retrieve top-k for every question (one batched search), generate in batches, score each example.
+
+    In a run launched on several processes each one predicts its contiguous shard of `examples`, and the
+    predictions are gathered in shard order: every example once, in the order given.
+    """
     if not examples:
         return SplitResult(split, {}, [])
-    k = pipeline.k
+    part = shard(accelerator, examples)
+    predictions = gather_in_order(accelerator, predict(pipeline, part, split, max_new_tokens, batch_size, accelerator))
+    return SplitResult(split, summarize(predictions, pipeline.k, seed), predictions)
+
+
+def predict(pipeline: RagPipeline, examples: list[RagExample], split: str, max_new_tokens: int, batch_size: int,
+            accelerator=None) -> list[dict]:
+    """One scored prediction per example, in order."""
+    if not examples:
+        return []
     questions = [ex.question for ex in examples]
     rows, _ = pipeline.retrieve(questions)
     prompts = pipeline.prompts(questions, rows)
@@ -33,8 +47,7 @@ def evaluate(pipeline: RagPipeline, examples: list[RagExample], split: str, max_
         for start in range(0, len(prompts), batch_size):
             answers += pipeline.generator.generate(prompts[start : start + batch_size], max_new_tokens, batch_size)
             bar.update(len(prompts[start : start + batch_size]))
-    predictions = [_score(ex, answer, pipeline.passages(r), k, split) for ex, answer, r in zip(examples, answers, rows)]
-    return SplitResult(split, summarize(predictions, k, seed), predictions)
+    return [_score(ex, answer, pipeline.passages(r), pipeline.k, split) for ex, answer, r in zip(examples, answers, rows)]
 
 
 def _score(ex: RagExample, answer: str, passages, k: int, split: str) -> dict:

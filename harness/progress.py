@@ -42,7 +42,12 @@ def on_terminal() -> bool:
 
 
 def progress(iterable: Iterable | None = None, desc: str = "", total: int | None = None, unit: str = "it"):
-    """A tqdm bar on a terminal, `LineProgress` otherwise; both iterate, `update(n)` and work as context managers."""
+    """A tqdm bar on a terminal, `LineProgress` otherwise; both iterate, `update(n)` and work as context managers.
+
+    In a run launched on several processes only the main one (RANK 0) reports.
+    """
+    if int(os.environ.get("RANK", "0")) > 0:
+        return tqdm(iterable, desc=desc, total=total, unit=unit, disable=True)
     if on_terminal():
         return tqdm(iterable, desc=desc, total=total, unit=unit)
     return LineProgress(iterable, desc, total, unit, interval_seconds())

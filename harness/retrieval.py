@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import cache_dir
+from harness.distributed import broadcast_from_main, shard_bounds
 from harness.errors import UserError
 from harness.progress import progress
 from harness.types import Corpus
@@ -53,18 +54,67 @@ def embedding_dimension(model) -> int:
     return int(getter())
 
 
-def encode_corpus(model, corpus: Corpus, batch_size: int = 64, desc: str = "encoding corpus") -> np.ndarray:
-    """Encode every passage in batches, reporting progress (a bar, or log lines); returns (len(corpus), D) float32."""
-    dim = embedding_dimension(model)
-    out = np.empty((len(corpus), dim), dtype=np.float32)
+def encode_corpus(model, corpus: Corpus, batch_size: int = 64, desc: str = "encoding corpus", start: int = 0,
+                  stop: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Encode rows [start, stop) in batches, reporting progress (a bar, or log lines), into `out` (default a
+    new (n, D) float32 array)."""
+    stop = len(corpus) if stop is None else stop
+    if out is None:
+        out = np.empty((stop - start, embedding_dimension(model)), dtype=np.float32)
     row = 0
-    with progress(desc=desc, total=len(corpus), unit="passages") as bar:
-        for texts in corpus.iter_texts(batch_size):
-            vecs = encode_texts(model, texts, batch_size)
-            out[row : row + len(texts)] = vecs
+    with progress(desc=desc, total=stop - start, unit="passages") as bar:
+        for texts in corpus.iter_texts(batch_size, start, stop):
+            out[row : row + len(texts)] = encode_texts(model, texts, batch_size)
             row += len(texts)
             bar.update(len(texts))
     return out
+
+
+def encode_corpus_to_file(path: Path, model, corpus: Corpus, batch_size: int = 64, accelerator=None,
+                          desc: str = "encoding corpus") -> np.ndarray:
+    """Encode the corpus into the .npy file `path`, sharded over the processes of a launched run.
+
+    Each process encodes a contiguous run of whole batches (the same batches one process would encode, so
+    the vectors are bit-identical to a one-process encode) and writes them into its rows of the memory-mapped
+    file. Returns the file memory-mapped read-only, once every process has written its part. One process
+    (no accelerator) encodes everything the same way.
+    """
+    n, dim = len(corpus), embedding_dimension(model)
+    processes, index = (1, 0) if accelerator is None else (accelerator.num_processes, accelerator.process_index)
+    if index == 0:
+        np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim)).flush()
+    _wait(accelerator)
+    first, last = shard_bounds(-(-n // batch_size), processes, index)
+    start, stop = first * batch_size, min(last * batch_size, n)
+    vectors = np.load(path, mmap_mode="r+")
+    if processes > 1:
+        desc = f"{desc} (process {index + 1}/{processes})"
+    encode_corpus(model, corpus, batch_size, desc, start, stop, out=vectors[start:stop])
+    vectors.flush()
+    del vectors
+    _wait(accelerator)
+    return np.load(path, mmap_mode="r")
+
+
+def encode_corpus_sharded(model, corpus: Corpus, accelerator, batch_size: int = 64,
+                          desc: str = "encoding corpus") -> np.ndarray:
+    """The whole corpus's vectors in memory on every process, each process having encoded its shard."""
+    folder = broadcast_from_main(accelerator, _scratch_folder() if accelerator.is_main_process else None)
+    vectors = np.array(encode_corpus_to_file(Path(folder) / "vectors.npy", model, corpus, batch_size, accelerator, desc))
+    _wait(accelerator)
+    if accelerator.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+    return vectors
+
+
+def _scratch_folder() -> str:
+    (cache_dir() / "tmp").mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(dir=cache_dir() / "tmp", prefix="encode-")
+
+
+def _wait(accelerator) -> None:
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -91,6 +141,17 @@ class IndexParams:
             raise UserError(f"unknown index kind '{self.kind}'; known: flat, hnsw, ivfpq")
 
 
+TRAIN_ROWS_PER_LIST = 256  # IVF k-means trains on at most 256 vectors per list (FAISS warns above)
+ADD_ROWS = 1 << 20
+
+
+def training_sample(vectors: np.ndarray, rows: int) -> np.ndarray:
+    """All vectors, or `rows` of them evenly spaced (deterministic) when there are more."""
+    if len(vectors) <= rows:
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    return np.ascontiguousarray(vectors[np.linspace(0, len(vectors) - 1, rows).astype(np.int64)], dtype=np.float32)
+
+
 class PassageIndex:
     """FAISS inner-product index over normalized passage vectors; FAISS ids are corpus rows."""
 
@@ -110,9 +171,10 @@ class PassageIndex:
         else:
             nlist = min(params.nlist, max(1, len(vectors) // 39))
             index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, params.m, 8, faiss.METRIC_INNER_PRODUCT)
-            index.train(vectors)
+            index.train(training_sample(vectors, TRAIN_ROWS_PER_LIST * nlist))
             index.nprobe = params.nprobe
-        index.add(vectors)
+        for start in range(0, len(vectors), ADD_ROWS):  # a memory-mapped corpus is read a slice at a time
+            index.add(np.ascontiguousarray(vectors[start : start + ADD_ROWS], dtype=np.float32))
         return cls(index, vectors, params.rerank_factor if params.kind == "ivfpq" else 1)
 
     def __len__(self) -> int:
@@ -134,7 +196,7 @@ class PassageIndex:
     def save(self, folder: Path) -> None:
         faiss.write_index(self.index, str(folder / "index.faiss"))
         (folder / "search.json").write_text(json.dumps({"rerank_factor": self.rerank_factor}))
-        if self.vectors is not None:
+        if self.vectors is not None and not _is_file(self.vectors, folder / "vectors.npy"):
             np.save(folder / "vectors.npy", self.vectors)
 
     @classmethod
@@ -145,18 +207,36 @@ class PassageIndex:
         return cls(faiss.read_index(str(folder / "index.faiss")), vectors, settings.get("rerank_factor", 1))
 
 
-def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams(), batch_size: int = 64) -> PassageIndex:
-    """The index of `corpus` under `model`, from the cache when the weights, corpus and params match."""
+def _is_file(array: np.ndarray, path: Path) -> bool:
+    """Whether `array` is the memory map of `path` (then saving it again would copy it onto itself)."""
+    filename = getattr(array, "filename", None)
+    return filename is not None and path.exists() and Path(filename).resolve() == path.resolve()
+
+
+def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams(), batch_size: int = 64,
+                        accelerator=None) -> PassageIndex:
+    """The index of `corpus` under `model`, from the cache when the weights, corpus and params match.
+
+    Otherwise the corpus is encoded into a memory-mapped vectors file (sharded over the processes of a
+    launched run, see `encode_corpus_to_file`), the main process builds the index once and renames the
+    folder into the cache, and every process loads it from there.
+    """
     key_src = json.dumps([weights_fingerprint(model), corpus.fingerprint(), params.__dict__], sort_keys=True)
     folder = cache_dir() / "indexes" / hashlib.sha256(key_src.encode()).hexdigest()[:20]
-    if (folder / "index.faiss").is_file():
+    main = accelerator is None or accelerator.is_main_process
+    if broadcast_from_main(accelerator, (folder / "index.faiss").is_file()):
         return PassageIndex.load(folder)
-    index = PassageIndex.build(encode_corpus(model, corpus, batch_size), params)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))
-    index.save(tmp)
-    try:
-        os.rename(tmp, folder)  # atomic: a crash never leaves a half-written cache entry
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+    tmp = Path(broadcast_from_main(accelerator, tempfile.mkdtemp(dir=folder.parent, prefix=".index-") if main else None))
+    vectors = encode_corpus_to_file(tmp / "vectors.npy", model, corpus, batch_size, accelerator)
+    if main:
+        PassageIndex.build(vectors, params).save(tmp)
+    _wait(accelerator)
+    index = PassageIndex.load(tmp)
+    _wait(accelerator)  # every process holds its maps before the folder moves
+    if main:
+        try:
+            os.rename(tmp, folder)  # atomic: a crash never leaves a half-written cache entry
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
     return index

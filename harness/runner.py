@@ -20,6 +20,7 @@ from harness import __version__, plugins
 from harness.config import RunConfig, git_sha
 from harness.context import FitContext, parse_strategy_options
 from harness.datautil import limit_corpus
+from harness.distributed import broadcast_from_main, start_accelerator
 from harness.errors import UserError
 from harness.evaluation import evaluate
 from harness.generation import Generator
@@ -51,7 +52,7 @@ class Resolved:
 @dataclass
 class RunOutcome:
     run_id: str
-    status: str  # finished | skipped
+    status: str  # finished | skipped | worker (a process of a launched run other than the main one: it reports nothing)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -91,15 +92,17 @@ def configure_torch(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, device: str) -> RagPipeline:
+def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, device: str,
+                   accelerator=None) -> RagPipeline:
     embedder = resolved.embedder_spec.load(ModelOptions(device=device))
-    index = build_or_load_index(embedder, dataset.corpus, IndexParams(kind=cfg.index))
+    index = build_or_load_index(embedder, dataset.corpus, IndexParams(kind=cfg.index), accelerator=accelerator)
     model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=cfg.quantize))
     return RagPipeline(embedder, embedder, index, dataset.corpus, Generator(model, tokenizer), cfg.k)
 
 
-def run_metadata(device: str, grid_id: str | None) -> dict:
+def run_metadata(device: str, grid_id: str | None, accelerator=None) -> dict:
     name, count = device_description(device)
+    processes = 1 if accelerator is None else accelerator.num_processes  # one device per process
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -107,7 +110,7 @@ def run_metadata(device: str, grid_id: str | None) -> dict:
         except importlib.metadata.PackageNotFoundError:
             pass
     return {"git_sha": git_sha(), "harness_version": __version__, "packages": versions, "device": name,
-            "device_count": count, "grid_id": grid_id}
+            "device_count": processes if count and accelerator is not None else count, "grid_id": grid_id}
 
 
 def artifacts_root(store: Store) -> Path:
@@ -116,42 +119,57 @@ def artifacts_root(store: Store) -> Path:
 
 
 def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | None = None) -> RunOutcome:
-    """Run `cfg` end to end and store it. Bad input raises UserError before anything is stored."""
+    """Run `cfg` end to end and store it. Bad input raises UserError before anything is stored.
+
+    Launched on several processes (`accelerate launch`, `harness run --processes N`), every process trains
+    and evaluates its shards; only the main process touches the store.
+    """
     resolved = resolve(cfg)
+    accelerator = start_accelerator()
+    main = accelerator is None or accelerator.is_main_process
     run_key = cfg.run_key()
-    if not force and (existing := store.finished_run_with_key(run_key)):
-        return RunOutcome(existing, "skipped", store.run_metrics(existing))
+    existing = broadcast_from_main(accelerator, store.finished_run_with_key(run_key) if main and not force else None)
+    if existing:
+        return RunOutcome(existing, "skipped" if main else "worker", store.run_metrics(existing) if main else {})
     dataset = load_dataset(cfg, resolved)
     configure_torch(cfg.seed)
-    device = pick_device()
-    run_id = uuid.uuid4().hex[:12]
-    store.start_run(run_id, run_key, cfg.to_dict(), run_metadata(device, grid_id))
+    device = str(accelerator.device) if accelerator is not None else pick_device()
+    run_id = broadcast_from_main(accelerator, uuid.uuid4().hex[:12])
+    if main:
+        store.start_run(run_id, run_key, cfg.to_dict(), run_metadata(device, grid_id, accelerator))
     ctx = None
     try:
         timer = Timer()
-        pipeline = build_pipeline(cfg, resolved, dataset, device)
+        pipeline = build_pipeline(cfg, resolved, dataset, device, accelerator)
         ctx = FitContext(pipeline, dataset, cfg, resolved.options, device, run_id, store,
-                         artifacts_root(store) / run_id, timer)
+                         artifacts_root(store) / run_id, timer, accelerator=accelerator)
         with timer.section("fit"):
             _fit(resolved, ctx)
         ctx.flush_log()
         metrics, predictions = _evaluate_all(ctx, timer)
-        store.finish_run(run_id, metrics, predictions)
+        if main:
+            store.finish_run(run_id, metrics, predictions)
     except KeyboardInterrupt:
-        _flush_quietly(ctx)
-        store.end_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
+        _end_run(ctx, store, run_id, main, "interrupted", "interrupted by the user (Ctrl-C)")
         raise
     except (UserError, StrategyFailed) as exc:
-        _flush_quietly(ctx)
-        store.end_run(run_id, "failed", str(exc))
+        _end_run(ctx, store, run_id, main, "failed", str(exc))
         raise
     except Exception as exc:
-        _flush_quietly(ctx)
-        store.end_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+        _end_run(ctx, store, run_id, main, "failed", f"{type(exc).__name__}: {exc}")
         raise
+    if not main:
+        return RunOutcome(run_id, "worker")
     outcome = RunOutcome(run_id, "finished", store.run_metrics(run_id))
     plugins.pm.hook.run_finished(run={"id": run_id, "config": cfg.to_dict(), "metrics": outcome.metrics})
     return outcome
+
+
+def _end_run(ctx: FitContext | None, store: Store, run_id: str, main: bool, status: str, error: str) -> None:
+    """Record how a run ended (the main process only), after flushing its step log."""
+    if main:
+        _flush_quietly(ctx)
+        store.end_run(run_id, status, error)
 
 
 def _fit(resolved: Resolved, ctx: FitContext) -> None:
@@ -173,12 +191,15 @@ def _evaluate_all(ctx: FitContext, timer: Timer) -> tuple[list[tuple[str, str, f
     predictions: list[dict] = []
     for split in cfg.eval_splits:
         with timer.section(f"eval_{split}"):
-            result = evaluate(ctx.pipeline, ctx.dataset.split(split), split, cfg.max_new_tokens, cfg.eval_batch_size, cfg.seed)
+            result = evaluate(ctx.pipeline, ctx.dataset.split(split), split, cfg.max_new_tokens, cfg.eval_batch_size,
+                              cfg.seed, ctx.accelerator)
         metrics += [(split, name, value) for name, value in result.metrics.items()]
         metrics.append((split, "eval_seconds", timer.seconds[f"eval_{split}"]))
         predictions += result.predictions
     fit_seconds = timer.seconds.get("fit", 0.0)
     _, gpus = device_description(ctx.device)
+    if gpus and ctx.accelerator is not None:
+        gpus = ctx.accelerator.num_processes
     costs = {
         "fit_seconds": fit_seconds,
         "gpu_hours": fit_seconds * gpus / 3600,

@@ -48,9 +48,11 @@ class Corpus:
     def row_of(self, passage_id: str) -> int | None:
         return self._row_of.get(passage_id)
 
-    def iter_texts(self, batch_size: int) -> Iterator[list[str]]:
-        for start in range(0, len(self), batch_size):
-            yield [self[i].as_text() for i in range(start, min(start + batch_size, len(self)))]
+    def iter_texts(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[list[str]]:
+        """The passages' texts of rows [start, stop), `batch_size` at a time."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        for first in range(start, stop, batch_size):
+            yield [self[i].as_text() for i in range(first, min(first + batch_size, stop))]
 
     def fingerprint(self) -> str:
         """sha256 over ids, titles and texts: the corpus half of the index cache key."""

@@ -1,0 +1,180 @@
+"""One run on N processes through accelerate: who writes, which part of a batch is mine, gradients summed.
+
+    accelerate launch --num_processes 8 -m harness run --plugin rag_token      # 8 GPUs (NCCL)
+    accelerate launch --cpu --num_processes 2 -m harness run --plugin rag_token # CPU (gloo): what tests run
+    harness run --plugin rag_token --processes 2                                # launches the line above
+
+A plain `harness run` never creates an Accelerator: every helper here is the identity for one process.
+
+How a step stays the step of one process (docs/scaling.md has the long form):
+- every process loads the same models with the same seed, reads every global batch in the same order, and
+  works on its shard of it: contiguous rows, the first processes taking one more when the batch does not
+  divide (accelerate's `split_between_processes`);
+- each process back-propagates its share of the batch's loss (a mean over its shard times |shard|/|batch|,
+  so the shares add up to the batch mean), and before every optimizer step the gradients are summed over
+  the processes in one all-reduce of one flat buffer (accelerate's `reduce`), which is what DDP's buckets do;
+- so every process applies the update one process would apply to the whole batch; the models stay equal
+  and the step count and learning-rate schedule are those of one process.
+
+Why not torch's DistributedDataParallel wrapper (`accelerator.prepare(model)`)? It all-reduces inside every
+backward and needs every process to run the same number of backward passes over the same parameters. The
+strategies back-propagate one step in pieces whose number depends on the shard (micro-batches, GradCache
+chunks, JSA's M-step chunks), several towers of which a step may leave some untouched, and a last batch
+that may leave a process nothing; summing the gradients once per step is exact in all those cases.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from harness.errors import UserError
+
+
+def launched_processes() -> int:
+    """How many processes this run was launched with (accelerate launch / torchrun set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def start_accelerator():
+    """An Accelerator when launched on several processes, else None: one process stays plain PyTorch."""
+    if launched_processes() <= 1:
+        return None
+    from accelerate import Accelerator
+
+    accelerator = Accelerator()
+    if accelerator.mixed_precision == "fp16":
+        raise UserError("fp16 mixed precision is not supported (its loss scaler would need prepared optimizers); "
+                        "use --mixed_precision bf16 or no")
+    return accelerator
+
+
+# -- sharding -------------------------------------------------------------------------------------
+def shard(accelerator, items: Sequence) -> list:
+    """This process's contiguous part of `items` (all of it without an accelerator)."""
+    if accelerator is None:
+        return list(items)
+    with accelerator.split_between_processes(list(items)) as part:
+        return list(part)
+
+
+def shard_bounds(n: int, processes: int, index: int) -> tuple[int, int]:
+    """[start, stop) of process `index` in `n` rows, the same split as `split_between_processes`."""
+    base, extra = divmod(n, processes)
+    start = index * base + min(index, extra)
+    return start, start + base + (1 if index < extra else 0)
+
+
+def gather_in_order(accelerator, items: list) -> list:
+    """Every process's list, concatenated in process order (the order of the shards): picklable items."""
+    if accelerator is None:
+        return items
+    from accelerate.utils import gather_object
+
+    return list(gather_object(items))
+
+
+def broadcast_from_main(accelerator, value: Any) -> Any:
+    """The main process's `value` on every process (picklable)."""
+    if accelerator is None:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]
+
+
+def broadcast_array(accelerator, array, shape: tuple[int, ...]):
+    """The main process's float32 array (given only there) on every process, as a NumPy array."""
+    if accelerator is None:
+        return array
+    from accelerate.utils import broadcast
+
+    tensor = torch.from_numpy(array).contiguous() if accelerator.is_main_process else torch.empty(shape)
+    return broadcast(tensor.to(accelerator.device), from_process=0).cpu().numpy()
+
+
+def sum_over_processes(accelerator, value: float) -> float:
+    if accelerator is None:
+        return float(value)
+    return float(accelerator.reduce(torch.tensor([float(value)], dtype=torch.float64, device=accelerator.device),
+                                    reduction="sum")[0])
+
+
+def all_rows(accelerator, local: torch.Tensor, local_count: int | None = None) -> torch.Tensor:
+    """The rows of every process's `local` (B_r, D), in process order; this process's rows keep their grad.
+
+    What in-batch negatives need: each process encodes its shard with grad, every process scores the whole
+    batch. Summing the gradients over the processes then gives exactly the one-process gradient, since each
+    process back-propagates the whole loss into its own rows.
+    """
+    if accelerator is None:
+        return local
+    sizes = [int(n) for n in accelerator.gather(torch.tensor([local.shape[0]], device=accelerator.device)).tolist()]
+    padded = torch.zeros(max(sizes), *local.shape[1:], dtype=local.dtype, device=accelerator.device)
+    padded[: local.shape[0]] = local.detach()
+    everything = accelerator.gather(padded).view(len(sizes), max(sizes), *local.shape[1:])
+    parts = [everything[i, :n] for i, n in enumerate(sizes)]
+    parts[accelerator.process_index] = local
+    return torch.cat(parts)
+
+
+# -- gradients ------------------------------------------------------------------------------------
+def sum_gradients(accelerator, optimizer: torch.optim.Optimizer) -> None:
+    """Sum every trained parameter's gradient over the processes: one all-reduce of one flat buffer.
+
+    A parameter with no gradient on any process keeps none (AdamW then skips it, as with one process).
+    """
+    if accelerator is None:
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    if not params:
+        return
+    device = params[0].device
+    grads = [p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=device)
+             for p in params]
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device)
+    flat = accelerator.reduce(torch.cat([*grads, present]), reduction="sum")
+    offset = 0
+    for p in params:
+        p.grad = flat[offset : offset + p.numel()].view_as(p).to(p.dtype).clone()
+        offset += p.numel()
+    for p, any_grad in zip(params, flat[offset:].tolist()):
+        if not any_grad:
+            p.grad = None
+
+
+# -- launching ------------------------------------------------------------------------------------
+def launch_command(processes: int, argv: list[str]) -> list[str]:
+    """`accelerate launch` for `python -m harness ARGV` on `processes` processes: one per GPU, else CPU (gloo)."""
+    gpu = torch.cuda.is_available()
+    if gpu and processes > torch.cuda.device_count():
+        raise UserError(f"--processes {processes}: only {torch.cuda.device_count()} GPU(s) visible; "
+                        f"use at most {torch.cuda.device_count()}")
+    import sys
+
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            *([] if gpu else ["--cpu"]), "-m", "harness", *without_processes_option(argv)]
+
+
+def without_processes_option(argv: list[str]) -> list[str]:
+    """ARGV minus `--processes N` / `--processes=N` (the launched processes must not launch again)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--processes":
+            skip = True
+        elif not arg.startswith("--processes="):
+            out.append(arg)
+    return out
+
+
+def launch(processes: int, argv: list[str]) -> int:
+    """Run `harness ARGV` on `processes` processes through accelerate; returns its exit code."""
+    import subprocess
+
+    return subprocess.call(launch_command(processes, argv))
