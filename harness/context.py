@@ -20,7 +20,7 @@ from harness.config import RunConfig
 from harness.errors import UserError
 from harness.pipeline import RagPipeline
 from harness.progress import progress
-from harness.retrieval import IndexParams, PassageIndex, encode_corpus
+from harness.retrieval import IndexParams, PassageIndex, encode_corpus, encode_corpus_sharded
 from harness.store import Store
 from harness.timing import Timer
 from harness.types import RagDataset
@@ -111,9 +111,16 @@ class FitContext:
         return progress(iterable, desc, total, unit="steps")
 
     def refresh_index(self, encoder=None) -> PassageIndex:
-        """Re-encode the corpus with `encoder` (default: the passage tower) and swap the new index in."""
+        """Re-encode the corpus with `encoder` (default: the passage tower) and swap the new index in.
+
+        With several processes each encodes its shard of the corpus and every process builds the same index.
+        """
         start = time.perf_counter()
-        vectors = encode_corpus(encoder or self.pipeline.passage_encoder, self.dataset.corpus, desc="re-indexing")
+        encoder = encoder or self.pipeline.passage_encoder
+        if self.accelerator is None:
+            vectors = encode_corpus(encoder, self.dataset.corpus, desc="re-indexing")
+        else:
+            vectors = encode_corpus_sharded(encoder, self.dataset.corpus, self.accelerator, desc="re-indexing")
         self.pipeline.index = PassageIndex.build(vectors, IndexParams(kind=self.config.index))
         self.index_refreshes += 1
         self.refresh_seconds += time.perf_counter() - start
