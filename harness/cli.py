@@ -87,10 +87,18 @@ def run_options(func):
         click.option("--eval-batch-size", type=int, default=8, show_default=True, help=HELP["eval_batch_size"]),
         click.option("--eval-splits", default="dev,test", show_default=True, help="comma-separated splits to evaluate"),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=HELP["strategy_options"]),
+        click.option("--track", multiple=True, metavar="TRACKER", expose_value=False, callback=_enable_trackers,
+                     help="also log each finished run to mlflow or wandb (repeatable; or HARNESS_TRACKERS=mlflow,wandb)"),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _enable_trackers(ctx: click.Context, param: click.Parameter, names: tuple[str, ...]) -> None:
+    from harness.tracking import enable_trackers
+
+    enable_trackers(list(names))  # also checks $HARNESS_TRACKERS before anything runs
 
 
 def parse_sets(sets: tuple[str, ...]) -> dict[str, str]:

@@ -28,4 +28,5 @@ def register_commands(cli):
 
 @hookspec
 def run_finished(run):
-    """Called after a run is stored, with its summary dict (id, config, metrics): exporters live here."""
+    """Called after a run is stored, with a dict: id, config, metrics, db (the store; `harness.export.load_run_record`
+    reads the step log, predictions and artifacts from it). Exporters live here (plugins/trackers/)."""

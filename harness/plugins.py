@@ -21,7 +21,7 @@ import pluggy
 from harness import hookspecs
 from harness.errors import PluginError, UserError, unknown_name_error
 
-BUILTIN_PACKAGES = ("plugins.strategies", "plugins.models", "plugins.datasets", "plugins.commands")
+BUILTIN_PACKAGES = ("plugins.strategies", "plugins.models", "plugins.datasets", "plugins.commands", "plugins.trackers")
 ENTRY_POINT_GROUP = "harness"
 
 

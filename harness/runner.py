@@ -161,7 +161,8 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     if not main:
         return RunOutcome(run_id, "worker")
     outcome = RunOutcome(run_id, "finished", store.run_metrics(run_id))
-    plugins.pm.hook.run_finished(run={"id": run_id, "config": cfg.to_dict(), "metrics": outcome.metrics})
+    plugins.pm.hook.run_finished(run={"id": run_id, "config": cfg.to_dict(), "metrics": outcome.metrics,
+                                      "db": store.path})
     return outcome
 
 

@@ -168,6 +168,11 @@ class Store:
             con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
             con.execute("UPDATE runs SET answer_match = ? WHERE id = ?", [definition, run_id])
 
+    def run_steps(self, run_id: str) -> list[dict]:
+        """The training log of a run: step, name, value, elapsed seconds, in step order."""
+        return self.query("SELECT step, name, value, elapsed FROM train_log WHERE run_id = ? ORDER BY step, name",
+                          [run_id])
+
     def finished_runs(self) -> list[dict]:
         """Every finished run with its metrics pivoted into columns `split/name`."""
         runs = self.query("SELECT * FROM runs WHERE status = 'finished' ORDER BY finished_at")

@@ -53,6 +53,7 @@ def isolated_env(monkeypatch, tmp_path, session_cache):
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     monkeypatch.delenv("HARNESS_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("HARNESS_PLUGINS_DIR", raising=False)
+    monkeypatch.setenv("HARNESS_TRACKERS", "")  # no tracker unless a test names one (and it is undone after)
 
 
 def write_tiny_dataset(root: Path, with_labels: bool = True) -> Path:
