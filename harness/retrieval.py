@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,17 +216,27 @@ def _is_file(array: np.ndarray, path: Path) -> bool:
 
 def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams(), batch_size: int = 64,
                         accelerator=None) -> PassageIndex:
-    """The index of `corpus` under `model`, from the cache when the weights, corpus and params match.
+    """The index of `corpus` under `model`, from the cache when the weights, corpus and params match; else
+    from vectors shipped with the corpus for these exact weights, once checked (`verified_shipped_vectors`).
 
     Otherwise the corpus is encoded into a memory-mapped vectors file (sharded over the processes of a
     launched run, see `encode_corpus_to_file`), the main process builds the index once and renames the
     folder into the cache, and every process loads it from there.
     """
-    key_src = json.dumps([weights_fingerprint(model), corpus.fingerprint(), params.__dict__], sort_keys=True)
-    folder = cache_dir() / "indexes" / hashlib.sha256(key_src.encode()).hexdigest()[:20]
+    weights, corpus_fp = weights_fingerprint(model), corpus.fingerprint()
+    folder = _index_folder(weights, corpus_fp, params)
     main = accelerator is None or accelerator.is_main_process
     if broadcast_from_main(accelerator, (folder / "index.faiss").is_file()):
         return PassageIndex.load(folder)
+    shipped = shipped_vectors_file(corpus, weights, corpus_fp)
+    if shipped is not None:
+        shipped_folder = _index_folder(weights, corpus_fp, params, vectors="shipped-float16")
+        if main and not (shipped_folder / "index.faiss").is_file():
+            vectors = verified_shipped_vectors(shipped, model, corpus, batch_size)
+            if vectors is not None:
+                _cache_index(PassageIndex.build(vectors, params), shipped_folder)
+        if broadcast_from_main(accelerator, (shipped_folder / "index.faiss").is_file()):
+            return PassageIndex.load(shipped_folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(broadcast_from_main(accelerator, tempfile.mkdtemp(dir=folder.parent, prefix=".index-") if main else None))
     vectors = encode_corpus_to_file(tmp / "vectors.npy", model, corpus, batch_size, accelerator)
@@ -240,3 +251,73 @@ def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
     return index
+
+
+def _index_folder(weights: str, corpus_fp: str, params: IndexParams, **source: str) -> Path:
+    """cache_dir()/indexes/<hash(weights, corpus, params[, where the vectors came from])>."""
+    key_src = json.dumps([weights, corpus_fp, params.__dict__, *([source] if source else [])], sort_keys=True)
+    return cache_dir() / "indexes" / hashlib.sha256(key_src.encode()).hexdigest()[:20]
+
+
+def _cache_index(index: PassageIndex, folder: Path) -> None:
+    """Save `index` into the cache folder `folder`, atomically (a crash never leaves half an entry)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))
+    index.save(tmp)
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- vectors shipped with a packaged corpus ----------------------------------------------------------
+# A packaged corpus (fanoutqa_wiki) may set `corpus.vectors_dir` to a folder of float16 vectors named
+# <embedder weights fingerprint>-<corpus fingerprint>.f16.npy: the corpus encoded once by those exact
+# weights, so a first run skips minutes of encoding. They are used only after a fresh encode of a sample
+# agrees; HARNESS_SHIPPED_VECTORS=0 turns them off.
+SHIPPED_SAMPLE = 32  # passages re-encoded to check shipped vectors
+SHIPPED_TOLERANCE = 2e-3  # float16 rounding moves a unit vector's entries by < 2.5e-4; other weights by > 1e-2
+
+
+def shipped_vectors_name(weights: str, corpus_fp: str) -> str:
+    return f"{weights}-{corpus_fp}.f16.npy"
+
+
+def shipped_vectors_file(corpus: Corpus, weights: str, corpus_fp: str) -> Path | None:
+    folder = getattr(corpus, "vectors_dir", None)
+    if folder is None or os.environ.get("HARNESS_SHIPPED_VECTORS", "1") == "0":
+        return None
+    path = Path(folder) / shipped_vectors_name(weights, corpus_fp)
+    return path if path.is_file() else None
+
+
+def save_shipped_vectors(vectors: np.ndarray, folder: Path, weights: str, corpus_fp: str) -> Path:
+    """Write `vectors` (the corpus encoded by the weights `weights`) as float16 for shipping."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / shipped_vectors_name(weights, corpus_fp)
+    np.save(path, vectors.astype(np.float16))
+    return path
+
+
+def verified_shipped_vectors(path: Path, model, corpus: Corpus, batch_size: int = 64) -> np.ndarray | None:
+    """The shipped vectors as normalized float32, or None (with a line saying why) when they do not have the
+    corpus's shape, are not unit vectors, or differ from a fresh encode of `SHIPPED_SAMPLE` passages."""
+    vectors = np.load(path, allow_pickle=False).astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True) if vectors.ndim == 2 else None
+    rows = np.unique(np.linspace(0, len(corpus) - 1, min(SHIPPED_SAMPLE, len(corpus))).astype(int))
+    problem = None
+    if vectors.shape != (len(corpus), embedding_dimension(model)):
+        problem = f"shape {vectors.shape} is not ({len(corpus)}, {embedding_dimension(model)})"
+    elif np.abs(norms - 1).max() > SHIPPED_TOLERANCE:
+        problem = "they are not unit vectors"
+    else:
+        vectors /= norms
+        diff = float(np.abs(encode_texts(model, [corpus[int(r)].as_text() for r in rows], batch_size) - vectors[rows]).max())
+        if diff > SHIPPED_TOLERANCE:
+            problem = f"a fresh encode of {len(rows)} passages differs by up to {diff:.2g}"
+    if problem:
+        print(f"[progress] not using the shipped vectors {path.name}: {problem}; encoding the corpus", file=sys.stderr, flush=True)
+        return None
+    print(f"[progress] using the shipped vectors {path.name} ({len(rows)} passages re-encoded to check them)",
+          file=sys.stderr, flush=True)
+    return vectors

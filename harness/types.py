@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -34,6 +35,8 @@ class Corpus:
     The in-memory form suits corpora up to a few million passages; dataset plugins with larger ones
     subclass it with a memory-mapped store and keep the same four methods.
     """
+
+    vectors_dir: Path | None = None  # float16 vectors shipped with a packaged corpus (retrieval.py checks them)
 
     def __init__(self, passages: Sequence[Passage]):
         self._passages = list(passages)

@@ -53,3 +53,67 @@ def test_index_cache_hits_for_same_weights_and_corpus(monkeypatch, tmp_path):
     assert weights_fingerprint(model) != before
     build_or_load_index(model, corpus)
     assert len(list((tmp_path / "indexes").iterdir())) == 2  # new weights, new entry
+
+
+def shipped_setup(tmp_path, monkeypatch):
+    """The tiny embedder, a 40-passage corpus with a vectors_dir, and an empty cache."""
+    from harness.modelutil import load_sentence_transformer
+    from plugins.models.tiny import tiny_embedder_dir
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")
+    corpus = Corpus([Passage(f"p{i}", f"title {i % 7}", f"passage text number {i} about {i * 13 % 11}") for i in range(40)])
+    corpus.vectors_dir = tmp_path / "shipped"
+    return model, corpus
+
+
+def test_shipped_vectors_are_used_after_a_sample_check(tmp_path, monkeypatch, capsys):
+    from harness.retrieval import encode_corpus, save_shipped_vectors
+
+    model, corpus = shipped_setup(tmp_path, monkeypatch)
+    fresh = encode_corpus(model, corpus)
+    save_shipped_vectors(fresh, corpus.vectors_dir, weights_fingerprint(model), corpus.fingerprint())
+    capsys.readouterr()
+    index = build_or_load_index(model, corpus)
+    err = capsys.readouterr().err
+    assert "using the shipped vectors" in err and "encoding corpus" not in err
+    assert np.abs(np.asarray(index.vectors) - fresh).max() < 1e-3  # float16 rounding only
+    queries = encode_corpus(model, corpus)[::3]
+    assert np.array_equal(index.search(queries, 5)[0], PassageIndex.build(fresh).search(queries, 5)[0])
+    capsys.readouterr()
+    assert np.array_equal(np.asarray(build_or_load_index(model, corpus).vectors), np.asarray(index.vectors))
+    assert capsys.readouterr().err == ""  # from the cache now: no check, no encoding
+
+
+def test_shipped_vectors_that_disagree_with_a_fresh_encode_are_not_used(tmp_path, monkeypatch, capsys):
+    from harness.retrieval import encode_corpus, save_shipped_vectors
+
+    model, corpus = shipped_setup(tmp_path, monkeypatch)
+    fresh = encode_corpus(model, corpus)
+    wrong = np.random.default_rng(0).standard_normal(fresh.shape)  # e.g. another model's vectors
+    wrong /= np.linalg.norm(wrong, axis=1, keepdims=True)
+    save_shipped_vectors(wrong, corpus.vectors_dir, weights_fingerprint(model), corpus.fingerprint())
+    capsys.readouterr()
+    index = build_or_load_index(model, corpus)
+    err = capsys.readouterr().err
+    assert "not using the shipped vectors" in err and "a fresh encode of 32 passages differs" in err
+    assert np.array_equal(np.asarray(index.vectors), fresh)  # encoded here instead
+
+
+def test_shipped_vectors_follow_the_weights_and_can_be_turned_off(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from harness.retrieval import encode_corpus, save_shipped_vectors
+
+    model, corpus = shipped_setup(tmp_path, monkeypatch)
+    save_shipped_vectors(encode_corpus(model, corpus), corpus.vectors_dir, weights_fingerprint(model), corpus.fingerprint())
+    monkeypatch.setenv("HARNESS_SHIPPED_VECTORS", "0")
+    capsys.readouterr()
+    build_or_load_index(model, corpus)
+    assert "shipped" not in capsys.readouterr().err
+    monkeypatch.delenv("HARNESS_SHIPPED_VECTORS")
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # other weights: the shipped file's name no longer matches
+    build_or_load_index(model, corpus)
+    err = capsys.readouterr().err
+    assert "shipped" not in err and "encoding corpus" in err
