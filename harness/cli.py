@@ -52,10 +52,11 @@ def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
     """rag-harness: run, contribute and compare RAG fine-tuning strategies.
 
     \b
-    Quick start:
+    Examples:
       harness run --plugin no_ft          # the baseline on the offline default models and data
       harness leaderboard                 # every finished run, best first
       harness list strategies             # what you can run
+      harness leaderboard --db runs.duckdb   # --db goes before or after the command
     """
     ctx.obj = {"db": db or default_db_path()}
     if plugins_dir:
@@ -189,6 +190,17 @@ def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | Non
     else:
         console.print(f"[green]run {outcome.run_id} finished[/] and stored in {store.path}")
     print_metrics(outcome.metrics)
+    print_where_results_are(store, outcome.run_id)
+
+
+def print_where_results_are(store: Store, run_id: str) -> None:
+    """The last lines of a run: where its results and artifacts are, and the commands to look at them."""
+    db = f" --db {store.path}" if store.path != default_db_path() else ""
+    for kind, path in store.run_artifact_paths(run_id).items():
+        console.print(f"{kind}: {path}", soft_wrap=True)
+    console.print(f"results: {store.path} (run {run_id})", soft_wrap=True)
+    console.print(f"next: harness show {run_id}{db}  ·  harness leaderboard{db}  ·  "
+                  f"harness export {run_id} --to DIR{db}", soft_wrap=True)
 
 
 def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
@@ -196,7 +208,8 @@ def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     for split, values in metrics.items():
         if split == "cost":
             continue
-        table.add_row(split, *(_fmt(values.get(m)) for m in ("em", "f1", "recall@5", "answer_recall@5", "n", "eval_seconds")))
+        table.add_row(split, *(_fmt(values.get(m), integer=m == "n")
+                               for m in ("em", "f1", "recall@5", "answer_recall@5", "n", "eval_seconds")))
     console.print(table)
     cost = metrics.get("cost", {})
     if cost:
@@ -206,15 +219,25 @@ def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
         )
 
 
-def _fmt(value) -> str:
+def _fmt(value, integer: bool = False) -> str:
+    """One decimal for scores and seconds; counts (`integer`) as whole numbers."""
     if value is None:
         return "–"
+    if integer:
+        return str(round(value))
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 @cli.command(name="plugins")
 def plugins_command() -> None:
-    """List loaded plugins, where each came from, and the hooks it implements."""
+    """List loaded plugins, where each came from, and the hooks it implements.
+
+    \b
+    Examples:
+      harness plugins
+      harness --plugins-dir ./my_plugins plugins
+      HARNESS_LOAD_PLUGINS=harness_example_strategy harness plugins
+    """
     table = Table("plugin", "origin", "hooks")
     for info in plugins.plugin_info():
         table.add_row(info["name"], info["origin"], ", ".join(info["hooks"]))
@@ -225,7 +248,14 @@ def plugins_command() -> None:
 @click.argument("what", type=click.Choice(["strategies", "models", "datasets"]))
 @click.option("--verbose", "-v", is_flag=True, help="strategies: their --set options; datasets: sizes, sources, licenses")
 def list_command(what: str, verbose: bool) -> None:
-    """List registered strategies, models (embedders and generators) or datasets."""
+    """List registered strategies, models (embedders and generators) or datasets.
+
+    \b
+    Examples:
+      harness list strategies
+      harness list strategies --verbose     # with each strategy's --set options
+      harness list datasets -v              # sizes, sources, licenses
+    """
     if what == "strategies":
         reg = plugins.strategies()
         table = Table("strategy", "needs context labels", "plugin", "description", *(["--set options"] if verbose else []))
@@ -262,7 +292,14 @@ def strategy_options_text(cls) -> str:
 @click.option("--split", default="test", show_default=True, help="split whose metrics are shown")
 @click.pass_context
 def leaderboard(ctx: click.Context, show_all: bool, split: str) -> None:
-    """Finished runs as a table, best test EM first."""
+    """Finished runs as a table, best test EM first.
+
+    \b
+    Examples:
+      harness leaderboard
+      harness leaderboard --split dev --all
+      harness leaderboard --db runs.duckdb
+    """
     from harness.leaderboard import leaderboard_rows
 
     rows = leaderboard_rows(_store(ctx), split, latest_only=not show_all)
@@ -322,7 +359,13 @@ def show(ctx: click.Context, run_id: str, n_predictions: int, as_config: bool) -
                    "retrieved ids (loads each run's dataset; runs whose corpus is unavailable stay marked old)")
 @click.pass_context
 def migrate(ctx: click.Context, recompute_answer_recall: bool) -> None:
-    """Create or upgrade the store's schema (every command does this on first write too)."""
+    """Create or upgrade the store's schema (every command does this on first write too).
+
+    \b
+    Examples:
+      harness migrate
+      harness migrate --db old.duckdb --recompute-answer-recall
+    """
     from harness.migrations import OLD_ANSWER_MATCH
     from harness.migrations import migrate as apply
     from harness.store import connect_with_retry
@@ -425,9 +468,12 @@ def _fmt_lr(value: float | None) -> str:
 def evaluate(ctx: click.Context, run_id: str, splits: str) -> None:
     """Reload a run's saved artifacts (tuned embedder, LoRA adapter) on its base models and evaluate them.
 
-    
     The run's config picks the models, data and decoding; artifact checksums are verified first.
     Prints the fresh metrics beside the stored ones; stores nothing.
+
+    \b
+    Examples:
+      harness evaluate 3f2a9c
       harness evaluate 3f2a9c --splits test
     """
     from harness.artifacts import reevaluate
@@ -449,6 +495,21 @@ def evaluate(ctx: click.Context, run_id: str, splits: str) -> None:
 
 def _register_plugin_commands() -> None:
     plugins.pm.hook.register_commands(cli=cli)
+    for command in cli.commands.values():
+        add_db_option(command)
+
+
+def add_db_option(command: click.Command) -> None:
+    """`harness COMMAND --db X` as well as `harness --db X COMMAND` (commands with their own --db keep it)."""
+    if any(param.name == "db" for param in command.params):
+        return
+    command.params.append(click.Option(["--db"], default=None, expose_value=False, callback=_set_db, metavar="PATH",
+                                       help="DuckDB store (default ./harness.duckdb, or $HARNESS_DB)"))
+
+
+def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.obj["db"] = value
 
 
 _LAUNCH_ARGV: list[str] = []  # this command's arguments, for `run --processes N` to launch again

@@ -168,6 +168,11 @@ class Store:
             con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
             con.execute("UPDATE runs SET answer_match = ? WHERE id = ?", [definition, run_id])
 
+    def run_artifact_paths(self, run_id: str) -> dict[str, str]:
+        """kind -> path of the run's newest artifact of each kind (unchecked; `harness.artifacts` verifies)."""
+        rows = self.query("SELECT kind, path FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
+        return {row["kind"]: row["path"] for row in rows}
+
     def run_steps(self, run_id: str) -> list[dict]:
         """The training log of a run: step, name, value, elapsed seconds, in step order."""
         return self.query("SELECT step, name, value, elapsed FROM train_log WHERE run_id = ? ORDER BY step, name",
