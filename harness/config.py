@@ -7,10 +7,13 @@ import hashlib
 import json
 import os
 import subprocess
+import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from harness import __version__
 from harness.errors import UserError
@@ -90,8 +93,11 @@ def option_help() -> dict[str, str]:
 
 @cache
 def git_sha() -> str | None:
-    """The commit the harness runs from (with `-dirty` if its tree has changes), or None outside git."""
+    """The commit of this project's own source checkout the harness runs from (`-dirty` if its tree has
+    changes); None for an installed wheel, even one inside some other git repository."""
     root = Path(__file__).resolve().parent.parent
+    if not is_source_checkout(root):
+        return None
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
@@ -103,12 +109,24 @@ def git_sha() -> str | None:
         return None
 
 
+def is_source_checkout(root: Path) -> bool:
+    """`root` holds rag-harness's own pyproject.toml and a git checkout: not site-packages in a user's repo."""
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    except (OSError, ValueError):
+        return False
+    return project.get("name") == "rag-harness" and (root / ".git").exists()
+
+
 def code_version() -> str:
-    return f"{__version__}+{git_sha() or 'nogit'}"
+    """The package version, plus the commit when running from the project's source checkout (run keys use it)."""
+    sha = git_sha()
+    return f"{__version__}+{sha}" if sha else __version__
 
 
 def cache_dir() -> Path:
-    """Where converted models, corpus embeddings and indexes are cached (HARNESS_CACHE to move it)."""
-    path = Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "rag-harness")
+    """Converted models, corpus embeddings and indexes: $HARNESS_CACHE, else the platform's user cache
+    folder (platformdirs: $XDG_CACHE_HOME/rag-harness, by default ~/.cache/rag-harness on Linux)."""
+    path = Path(os.environ.get("HARNESS_CACHE") or platformdirs.user_cache_dir("rag-harness", appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
