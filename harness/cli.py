@@ -87,6 +87,7 @@ def run_options(func):
         click.option("--max-new-tokens", type=int, default=24, show_default=True, help=HELP["max_new_tokens"]),
         click.option("--eval-batch-size", type=int, default=8, show_default=True, help=HELP["eval_batch_size"]),
         click.option("--eval-splits", default="dev,test", show_default=True, help="comma-separated splits to evaluate"),
+        click.option("--max-train-flops", type=float, default=None, metavar="FLOPS", help=HELP["max_train_flops"]),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=HELP["strategy_options"]),
         click.option("--track", multiple=True, metavar="TRACKER", expose_value=False, callback=_enable_trackers,
                      help="also log each finished run to mlflow or wandb (repeatable; or HARNESS_TRACKERS=mlflow,wandb)"),
@@ -215,7 +216,8 @@ def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     if cost:
         console.print(
             f"fit {cost.get('fit_seconds', 0):.1f}s · peak memory {cost.get('peak_memory_mb', 0):.0f} MB · "
-            f"trained tokens {cost.get('trained_tokens', 0):.0f} · index refreshes {cost.get('index_refreshes', 0):.0f}"
+            f"trained tokens {cost.get('trained_tokens', 0):.0f} · training FLOPs {cost.get('train_flops', 0):.3g} · "
+            f"index refreshes {cost.get('index_refreshes', 0):.0f}"
         )
 
 

@@ -52,6 +52,9 @@ class RunConfig:
     max_new_tokens: int = _opt(24, "maximum answer length at evaluation, in tokens")
     eval_batch_size: int = _opt(8, "questions per generation batch at evaluation")
     eval_splits: list[str] = _opt(["dev", "test"], "splits the harness evaluates after fit")
+    max_train_flops: float | None = _opt(None, "stop training once this many estimated training FLOPs are spent "
+                                               "(forward 2·N, backward 4·N per token; the LR schedule is set "
+                                               "for the budget)")
     strategy_options: dict[str, Any] = _opt({}, "strategy-specific options (--set key=value)")
 
     def __post_init__(self) -> None:
@@ -68,6 +71,9 @@ class RunConfig:
         for name in ("limit", "corpus_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_train_flops is not None and not (isinstance(self.max_train_flops, (int, float))
+                                                     and 0 < self.max_train_flops < float("inf")):
+            raise UserError(f"--max-train-flops must be a finite number > 0 (e.g. 3e13), got {self.max_train_flops!r}")
         if self.tau <= 0:
             raise UserError(f"--tau must be > 0, got {self.tau}")
         if self.index not in INDEX_KINDS:

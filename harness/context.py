@@ -18,6 +18,7 @@ import torch
 from harness import distributed
 from harness.config import RunConfig
 from harness.errors import UserError
+from harness.flops import FlopCounter
 from harness.pipeline import RagPipeline
 from harness.progress import progress
 from harness.retrieval import IndexParams, PassageIndex, encode_corpus, encode_corpus_sharded
@@ -44,8 +45,14 @@ class FitContext:
     trained_tokens: int = 0
     index_refreshes: int = 0
     refresh_seconds: float = 0.0
+    train_flops: float = 0.0  # estimated training FLOPs, all processes (harness/flops.py)
+    flops: FlopCounter = field(default_factory=FlopCounter)  # this process's forwards, taken step by step
     _log_buffer: list = field(default_factory=list)
     _last_flush: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        for model in (self.pipeline.query_encoder, self.pipeline.passage_encoder, self.pipeline.generator.model):
+            self.flops.watch(model)
 
     @property
     def train(self):
@@ -107,8 +114,28 @@ class FitContext:
         self.store.log_steps(self.run_id, rows)
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None):
-        """Training steps with a bar on a terminal, plain lines in a log (harness/progress.py)."""
-        return progress(iterable, desc, total, unit="steps")
+        """Training steps with a bar on a terminal, plain lines in a log (harness/progress.py). With
+        `--max-train-flops`, no batch is handed out once the run has spent its budget (the loop ends as if
+        the data had run out)."""
+        return progress(self._within_budget(iterable), desc, total, unit="steps")
+
+    def _within_budget(self, iterable: Iterable):
+        for item in iterable:
+            if self.budget_spent():
+                self.log(0, stopped_at_flop_budget=self.train_flops)
+                return
+            yield item
+
+    def budget_spent(self) -> bool:
+        budget = self.config.max_train_flops
+        return budget is not None and self.train_flops >= budget
+
+    def take_train_flops(self) -> float:
+        """The FLOPs counted since the last take, summed over the processes, added to `train_flops` (the
+        run's total, the same number on every process, so every process stops at the same step)."""
+        flops = self.sum_over_processes(self.flops.take())
+        self.train_flops += flops
+        return flops
 
     def refresh_index(self, encoder=None) -> PassageIndex:
         """Re-encode the corpus with `encoder` (default: the passage tower) and swap the new index in.

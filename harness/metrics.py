@@ -136,6 +136,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("peak_memory_mb", False, "CUDA max allocated, or process peak RSS on CPU", "MB"),
         MetricInfo("trained_tokens", False, "Tokens the generator was trained on (prompt + answer)", ""),
         MetricInfo("index_refreshes", False, "Times the corpus was re-encoded and re-indexed during fit", ""),
+        MetricInfo("train_flops", False, "Estimated training FLOPs: 2·N per token forward, 4·N backward for "
+                   "trained models (harness/flops.py)", "FLOP"),
         MetricInfo("refresh_seconds", False, "Seconds spent re-encoding and re-indexing during fit", "s"),
     ]
 }

@@ -208,6 +208,7 @@ def _evaluate_all(ctx: FitContext, timer: Timer) -> tuple[list[tuple[str, str, f
         "trained_tokens": float(ctx.trained_tokens),
         "index_refreshes": float(ctx.index_refreshes),
         "refresh_seconds": ctx.refresh_seconds,
+        "train_flops": ctx.train_flops,
     }
     metrics += [("cost", name, value) for name, value in costs.items()]
     return metrics, predictions

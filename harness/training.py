@@ -45,16 +45,28 @@ def steps_per_run(n_examples: int, batch_size: int, epochs: int) -> int:
 def linear_schedule(param_groups: list[tuple], total_steps: int):
     """AdamW over groups of (params, lr) or (params, lr, name) with the papers' linear decay to 0, no warm-up.
 
-    A named group's current learning rate is logged as `<name>_lr` by `StepMeter`.
+    A named group's current learning rate is logged as `<name>_lr` by `StepMeter`. The decay's horizon
+    (`horizon[0]` steps, shared by every group) starts at `total_steps`; under `--max-train-flops`,
+    `StepMeter` shortens it to the steps the remaining budget pays for, so the rate reaches 0 at the budget.
     """
+    horizon = [max(1, total_steps)]
     groups = [
-        {"params": [p for p in group[0] if p.requires_grad], "lr": group[1], "name": group[2] if len(group) > 2 else None}
+        {"params": [p for p in group[0] if p.requires_grad], "lr": group[1], "name": group[2] if len(group) > 2 else None,
+         "horizon": horizon}
         for group in param_groups
     ]
     groups = [g for g in groups if g["params"]]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max(1, total_steps)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / horizon[0]))
     return optimizer, scheduler
+
+
+def budget_horizon(planned_steps: int, steps_done: int, flops_spent_here: float, flops_left: float) -> int:
+    """Steps a loop can run within the FLOPs left, at its mean cost per step so far (never more than planned)."""
+    per_step = flops_spent_here / max(1, steps_done)
+    if per_step <= 0:
+        return planned_steps
+    return max(steps_done, min(planned_steps, steps_done + int(flops_left // per_step)))
 
 
 def freeze(module: torch.nn.Module) -> None:
@@ -184,12 +196,16 @@ class StepMeter:
 
     `start()` before a step, `log(step, loss, optimizer, tokens)` after it: adds `tokens` to
     ctx.trained_tokens and logs loss, the learning rate of every param group (`lr` = the first group's,
-    `<name>_lr` for named groups), tokens/s and peak memory (MB) to the store.
+    `<name>_lr` for named groups), tokens/s, peak memory (MB) and the step's estimated FLOPs
+    (`train_flops`, harness/flops.py) to the store. Under `--max-train-flops` it re-aims the schedule's
+    horizon at the budget (see `linear_schedule`).
     """
 
     def __init__(self, ctx):
         self.ctx = ctx
         self._start = time.perf_counter()
+        self.ctx.take_train_flops()  # before the loop (baseline retrieval, setup): in the total, in no step
+        self._steps, self._flops, self._planned = 0, 0.0, None
 
     def start(self) -> None:
         self._start = time.perf_counter()
@@ -198,9 +214,20 @@ class StepMeter:
         seconds = max(time.perf_counter() - self._start, 1e-9)
         self.ctx.trained_tokens += int(tokens)
         lrs = {f"{g['name']}_lr": g["lr"] for g in optimizer.param_groups if g.get("name")}
+        flops = self.ctx.take_train_flops()
         self.ctx.log(step, loss=float(loss.detach()), lr=optimizer.param_groups[0]["lr"], **lrs,
                      tokens_per_second=tokens / seconds, step_seconds=seconds,
-                     peak_memory_mb=peak_memory_mb(self.ctx.device), **extra)
+                     peak_memory_mb=peak_memory_mb(self.ctx.device), train_flops=flops, **extra)
+        self._aim_schedule_at_budget(optimizer, flops)
+
+    def _aim_schedule_at_budget(self, optimizer: torch.optim.Optimizer, step_flops: float) -> None:
+        budget = self.ctx.config.max_train_flops
+        horizon = optimizer.param_groups[0].get("horizon")
+        self._steps, self._flops = self._steps + 1, self._flops + step_flops
+        if budget is None or horizon is None:
+            return
+        self._planned = self._planned or horizon[0]
+        horizon[0] = budget_horizon(self._planned, self._steps, self._flops, budget - self.ctx.train_flops)
 
 
 def generator_token_count(generator: Generator, prompts: Sequence[str], answers: Sequence[str]) -> int:
