@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import random
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,10 +161,21 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
         raise
     if not main:
         return RunOutcome(run_id, "worker")
+    write_cards_or_warn(store, run_id, cfg, resolved)
     outcome = RunOutcome(run_id, "finished", store.run_metrics(run_id))
     plugins.pm.hook.run_finished(run={"id": run_id, "config": cfg.to_dict(), "metrics": outcome.metrics,
                                       "db": store.path})
     return outcome
+
+
+def write_cards_or_warn(store: Store, run_id: str, cfg: RunConfig, resolved: Resolved) -> None:
+    """Model cards into the finished run's artifact folders (harness.model_card); the run is stored either way."""
+    from harness.model_card import write_model_cards
+
+    try:
+        write_model_cards(store, run_id, cfg, resolved)
+    except Exception as exc:  # noqa: BLE001 - a card is documentation: its failure must not undo a finished run
+        print(f"warning: model cards of run {run_id} not written: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _end_run(ctx: FitContext | None, store: Store, run_id: str, main: bool, status: str, error: str) -> None:

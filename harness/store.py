@@ -118,6 +118,12 @@ class Store:
         with self.transaction() as con:
             con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, now())", [run_id, kind, path, sha256])
 
+    def update_artifact_sha256(self, run_id: str, kind: str, path: str, sha256: str) -> None:
+        """Register a new digest for an artifact folder the harness itself changed (its model card)."""
+        with self.transaction() as con:
+            con.execute("UPDATE artifacts SET sha256 = ? WHERE run_id = ? AND kind = ? AND path = ?",
+                        [sha256, run_id, kind, path])
+
     def set_grid(self, run_id: str, grid_id: str) -> None:
         with self.transaction() as con:
             con.execute("UPDATE runs SET grid_id = ? WHERE id = ?", [grid_id, run_id])

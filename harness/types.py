@@ -122,6 +122,7 @@ class EmbedderSpec:
     kind: str = "embedder"
     # A family (name ending in ":", e.g. "hf:") resolves "hf:<id>" to a concrete spec.
     resolve: Callable[[str], "EmbedderSpec"] | None = None
+    hub_id: str | None = None  # the Hugging Face hub id of these weights: model cards name it as the base model
 
 
 @dataclass(frozen=True)
@@ -133,3 +134,4 @@ class GeneratorSpec:
     description: str = ""
     kind: str = "generator"
     resolve: Callable[[str], "GeneratorSpec"] | None = None
+    hub_id: str | None = None  # the hub id of these weights: a saved adapter's base_model_name_or_path

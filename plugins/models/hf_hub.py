@@ -4,6 +4,8 @@ Also the papers' models by short name: `mpnet`, `llama3-8b`, `mistral-7b` (need 
 holding them). Loading is safetensors-only with `trust_remote_code` off.
 """
 
+from pathlib import Path
+
 from harness.hookspecs import hookimpl
 from harness.modelutil import load_causal_lm, load_sentence_transformer
 from harness.types import EmbedderSpec, GeneratorSpec
@@ -15,9 +17,15 @@ PAPER_GENERATORS = {
 }
 
 
+def hub_id(model_id: str) -> str | None:
+    """`model_id` when it names a hub repository; None for a local folder (which stays a path)."""
+    return None if Path(model_id).expanduser().exists() else model_id
+
+
 def hf_embedder(model_id: str, name: str | None = None) -> EmbedderSpec:
     return EmbedderSpec(
-        name or f"hf:{model_id}", lambda opts: load_sentence_transformer(model_id, opts.device), f"Hugging Face {model_id}"
+        name or f"hf:{model_id}", lambda opts: load_sentence_transformer(model_id, opts.device), f"Hugging Face {model_id}",
+        hub_id=hub_id(model_id),
     )
 
 
@@ -26,6 +34,7 @@ def hf_generator(model_id: str, name: str | None = None) -> GeneratorSpec:
         name or f"hf:{model_id}",
         lambda opts: load_causal_lm(model_id, opts.device, opts.quantize),
         f"Hugging Face {model_id}",
+        hub_id=hub_id(model_id),
     )
 
 

