@@ -125,12 +125,13 @@ class Registry:
         self.owners[name] = owner
 
     def get(self, name: str) -> Any:
-        """The item named `name`; a name like `hf:org/model` goes to the family registered as `hf:`."""
+        """The item named `name`; a name like `hf:org/model` goes to the family registered as `hf:`, and
+        `synthbio:people=2000` to the item `synthbio` when it takes options (has a `resolve`)."""
         if name in self.items:
             return self.items[name]
         prefix, sep, rest = name.partition(":")
-        family = self.items.get(prefix + ":") if sep else None
-        if family is not None and rest:
+        family = (self.items.get(prefix + ":") or self.items.get(prefix)) if sep else None
+        if family is not None and rest and getattr(family, "resolve", None):
             return family.resolve(rest)
         raise unknown_name_error(self.kind, name, list(self.items))
 

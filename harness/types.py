@@ -93,6 +93,8 @@ class DatasetSpec:
     license: str = ""
     source: str = ""
     size: str = ""  # for the dataset card, e.g. "14,267 questions; 29.9M passages"
+    # Options in the name ("synthbio:people=2000"): resolve("people=2000") returns the concrete spec.
+    resolve: Callable[[str], "DatasetSpec"] | None = None
 
 
 @dataclass(frozen=True)
