@@ -17,6 +17,7 @@ from harness import __version__, plugins
 from harness.config import INDEX_KINDS, RunConfig, option_help
 from harness.errors import UserError
 from harness.store import Store, default_db_path
+from harness.table_formats import FORMATS, rows_as_text
 
 class _Console:
     """Rich output, full width when piped (a table of runs should not be folded at 80 columns)."""
@@ -289,22 +290,32 @@ def strategy_options_text(cls) -> str:
                      for f in dataclasses.fields(options))
 
 
+LEADERBOARD_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "seed", "grid_id", "n", "em", "em_low",
+                       "em_high", "f1", "f1_low", "f1_high", "recall@5", "answer_recall@5", "fit_seconds", "peak_memory_mb")
+
+
 @cli.command()
 @click.option("--all", "show_all", is_flag=True, help="every finished run, not only the latest per configuration")
 @click.option("--split", default="test", show_default=True, help="split whose metrics are shown")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for the terminal; csv, json or markdown (every column, intervals included) to save or paste")
 @click.pass_context
-def leaderboard(ctx: click.Context, show_all: bool, split: str) -> None:
+def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> None:
     """Finished runs as a table, best test EM first.
 
     \b
     Examples:
       harness leaderboard
       harness leaderboard --split dev --all
-      harness leaderboard --db runs.duckdb
+      harness leaderboard --format csv > leaderboard.csv
+      harness leaderboard --format markdown --db runs.duckdb
     """
     from harness.leaderboard import leaderboard_rows
 
     rows = leaderboard_rows(_store(ctx), split, latest_only=not show_all)
+    if fmt != "table":
+        click.echo(rows_as_text(rows, LEADERBOARD_COLUMNS, fmt, integers=("n",)), nl=False)
+        return
     if not rows:
         console.print(f"no finished runs in {ctx.obj['db']}: run `harness run` first")
         return
