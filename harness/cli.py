@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import __version__, plugins
-from harness.config import INDEX_KINDS, RunConfig, option_help
+from harness.config import INDEX_DEVICES, INDEX_KINDS, QUANTIZE_CHOICES, RunConfig, option_help
 from harness.errors import UserError
 from harness.store import Store, default_db_path
 from harness.table_formats import FORMATS, rows_as_text
@@ -41,7 +41,7 @@ def quiet_libraries() -> None:
     # bitsandbytes (imported by peft when installed) logs a missing optional CPU kernel on every run, and
     # peft reads transformers' deprecated `is_gradient_checkpointing`: neither is the user's to act on.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -80,13 +80,17 @@ def run_options(func):
         click.option("--corpus-limit", type=int, default=None, help=HELP["corpus_limit"]),
         click.option("-k", "k", type=int, default=5, show_default=True, help=HELP["k"]),
         click.option("--index", type=click.Choice(INDEX_KINDS), default="flat", show_default=True, help=HELP["index"]),
+        click.option("--index-device", type=click.Choice(INDEX_DEVICES), default="cpu", show_default=True,
+                     help=HELP["index_device"]),
         click.option("--epochs", type=int, default=1, show_default=True, help=HELP["epochs"]),
         click.option("--batch-size", type=int, default=4, show_default=True, help=HELP["batch_size"]),
         click.option("--tau", type=float, default=0.05, show_default=True, help=HELP["tau"]),
         click.option("--lora-rank", type=int, default=16, show_default=True, help=HELP["lora_rank"]),
-        click.option("--quantize", type=click.Choice(["4bit"]), default=None, help=HELP["quantize"]),
+        click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default=None, help=HELP["quantize"]),
+        click.option("--gradient-checkpointing", is_flag=True, help=HELP["gradient_checkpointing"]),
+        click.option("--peak-tflops", type=float, default=None, help=HELP["peak_tflops"]),
         click.option("--max-new-tokens", type=int, default=24, show_default=True, help=HELP["max_new_tokens"]),
-        click.option("--eval-batch-size", type=int, default=8, show_default=True, help=HELP["eval_batch_size"]),
+        click.option("--eval-batch-size", type=int, default=None, help=HELP["eval_batch_size"]),
         click.option("--eval-splits", default="dev,test", show_default=True, help="comma-separated splits to evaluate"),
         click.option("--max-train-flops", type=float, default=None, metavar="FLOPS", help=HELP["max_train_flops"]),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=HELP["strategy_options"]),

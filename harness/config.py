@@ -19,6 +19,8 @@ from harness import __version__
 from harness.errors import UserError
 
 INDEX_KINDS = ("flat", "hnsw", "ivfpq")
+INDEX_DEVICES = ("cpu", "cuda")
+QUANTIZE_CHOICES = ("4bit", "none")
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -42,15 +44,23 @@ class RunConfig:
     k: int = _opt(5, "passages retrieved per question (top-k)")
     index: str = _opt("flat", "passage index: flat (exact), hnsw or ivfpq (approximate, for corpora of millions; "
                               "recall against exact search: bench/bench_index_recall.py)")
+    index_device: str = _opt("cpu", "where the index is searched: cpu, or cuda (flat: exact torch matmul + top-k "
+                                    "sharded over every visible GPU; ivfpq: faiss-gpu)")
     epochs: int = _opt(1, "training epochs")
     batch_size: int = _opt(4, "training batch size (questions per step)")
     embed_lr: float | None = _opt(None, "embedder learning rate (strategy default if unset)")
     gen_lr: float | None = _opt(None, "generator learning rate (strategy default if unset)")
     tau: float = _opt(0.05, "temperature of the retrieval softmax p(z|x) over cosine scores")
     lora_rank: int = _opt(16, "LoRA rank for generator fine-tuning")
-    quantize: str | None = _opt(None, "generator quantization for training: 4bit (QLoRA, needs bitsandbytes)")
+    quantize: str | None = _opt(None, "generator weights while training: 4bit (QLoRA NF4, bf16 compute on GPUs; needs "
+                                      "bitsandbytes) or none (LoRA on bf16 weights on GPUs, float32 on CPU); unset: "
+                                      "4bit on CUDA when bitsandbytes is installed, else none")
+    gradient_checkpointing: bool = _opt(False, "recompute the generator's activations in backward (less memory, "
+                                               "about a third more compute)")
+    peak_tflops: float | None = _opt(None, "the device's peak TFLOP/s for MFU (default: from a table of known GPUs)")
     max_new_tokens: int = _opt(24, "maximum answer length at evaluation, in tokens")
-    eval_batch_size: int = _opt(8, "questions per generation batch at evaluation")
+    eval_batch_size: int | None = _opt(None, "questions per generation batch at evaluation (default: 8 on CPU; on a "
+                                             "GPU as many as fit in half its free memory)")
     eval_splits: list[str] = _opt(["dev", "test"], "splits the harness evaluates after fit")
     max_train_flops: float | None = _opt(None, "stop training once this many estimated training FLOPs are spent "
                                                "(forward 2·N, backward 4·N per token; the LR schedule is set "
@@ -65,10 +75,10 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise UserError(f"--{name.replace('_', '-')} must be a number > 0, got {value!r}")
-        for name in ("k", "epochs", "batch_size", "lora_rank", "max_new_tokens", "eval_batch_size"):
+        for name in ("k", "epochs", "batch_size", "lora_rank", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("limit", "corpus_limit"):
+        for name in ("limit", "corpus_limit", "eval_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_train_flops is not None and not (isinstance(self.max_train_flops, (int, float))
@@ -78,8 +88,12 @@ class RunConfig:
             raise UserError(f"--tau must be > 0, got {self.tau}")
         if self.index not in INDEX_KINDS:
             raise UserError(f"--index must be one of {', '.join(INDEX_KINDS)}, got {self.index!r}")
-        if self.quantize not in (None, "4bit"):
-            raise UserError(f"--quantize must be 4bit (or unset), got {self.quantize!r}")
+        if self.quantize not in (None, *QUANTIZE_CHOICES):
+            raise UserError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)} (or unset), got {self.quantize!r}")
+        if self.index_device not in INDEX_DEVICES:
+            raise UserError(f"--index-device must be one of {', '.join(INDEX_DEVICES)}, got {self.index_device!r}")
+        if self.peak_tflops is not None and not (isinstance(self.peak_tflops, (int, float)) and 0 < self.peak_tflops < 1e7):
+            raise UserError(f"--peak-tflops must be a number > 0, got {self.peak_tflops!r}")
         bad = [s for s in self.eval_splits if s not in ("train", "dev", "test")]
         if bad:
             raise UserError(f"evaluation splits must be among train, dev, test; got {bad}")

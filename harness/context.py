@@ -21,7 +21,7 @@ from harness.errors import UserError
 from harness.flops import FlopCounter
 from harness.pipeline import RagPipeline
 from harness.progress import progress
-from harness.retrieval import IndexParams, PassageIndex, encode_corpus, encode_corpus_sharded
+from harness.retrieval import PassageIndex, encode_corpus, encode_corpus_sharded, index_params
 from harness.store import Store
 from harness.timing import Timer
 from harness.types import RagDataset
@@ -148,7 +148,7 @@ class FitContext:
             vectors = encode_corpus(encoder, self.dataset.corpus, desc="re-indexing")
         else:
             vectors = encode_corpus_sharded(encoder, self.dataset.corpus, self.accelerator, desc="re-indexing")
-        self.pipeline.index = PassageIndex.build(vectors, IndexParams(kind=self.config.index))
+        self.pipeline.index = PassageIndex.build(vectors, index_params(self.config))
         self.index_refreshes += 1
         self.refresh_seconds += time.perf_counter() - start
         return self.pipeline.index

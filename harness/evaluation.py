@@ -21,11 +21,12 @@ class SplitResult:
 
 
 def evaluate(pipeline: RagPipeline, examples: list[RagExample], split: str, max_new_tokens: int = 24,
-             batch_size: int = 8, seed: int = 0, accelerator=None) -> SplitResult:
+             batch_size: int | None = 8, seed: int = 0, accelerator=None) -> SplitResult:
     """Retrieve top-k for every question (one batched search), generate in batches, score each example.
 
     In a run launched on several processes each one predicts its contiguous shard of `examples`, and the
-    predictions are gathered in shard order: every example once, in the order given.
+    predictions are gathered in shard order: every example once, in the order given. `batch_size` None:
+    8 on the CPU, by free memory on a GPU (`Generator.batch_size_for`).
     """
     if not examples:
         return SplitResult(split, {}, [])
@@ -42,6 +43,7 @@ def predict(pipeline: RagPipeline, examples: list[RagExample], split: str, max_n
     questions = [ex.question for ex in examples]
     rows, _ = pipeline.retrieve(questions)
     prompts = pipeline.prompts(questions, rows)
+    batch_size = batch_size or pipeline.generator.batch_size_for(prompts, max_new_tokens)
     answers: list[str] = []
     with progress(desc=f"evaluating {split}", total=len(prompts), unit="questions") as bar:
         for start in range(0, len(prompts), batch_size):

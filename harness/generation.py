@@ -73,6 +73,19 @@ class Generator:
             self.model.train(was_training)
         return answers
 
+    def batch_size_for(self, prompts: Sequence[str], max_new_tokens: int, cpu_default: int = 8) -> int:
+        """Generation batch size: `cpu_default` on the CPU; on a GPU as many of the longest prompt (plus its
+        answer) as fit in half the free memory, by `harness.gpu.sequence_bytes`' estimate."""
+        if self.device.type != "cuda" or not prompts:
+            return cpu_default
+        from harness.gpu import DecoderShape, generation_batch_size, probe, sequence_bytes
+
+        longest = max(len(ids) for ids in self._encode(prompts)) + max_new_tokens
+        dtype_bytes = 2 if probe(str(self.device)).bf16 else 4
+        per_sequence = sequence_bytes(DecoderShape.from_config(self.model.config), longest, dtype_bytes)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return generation_batch_size(free, per_sequence)
+
     def answer_token_ids(self, answer: str) -> list[int]:
         """The answer's tokens followed by EOS: the model learns to stop after the answer."""
         return self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]

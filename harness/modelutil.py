@@ -26,12 +26,16 @@ def load_sentence_transformer(path_or_id: str, device: str):
 
 
 def load_causal_lm(path_or_id: str, device: str, quantize: str | None = None):
-    """(model, tokenizer) in float32 (CPU) or bfloat16 (CUDA); 4-bit NF4 through bitsandbytes if asked."""
-    import torch
+    """(model, tokenizer): float32 on the CPU, bfloat16 + SDPA attention on a bf16 GPU (harness/gpu.py says
+    why); 4-bit NF4 through bitsandbytes if asked, computing in that dtype."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict = {"trust_remote_code": False, "use_safetensors": True}
-    kwargs["dtype"] = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    from harness.gpu import attention_implementation, generator_dtype, probe
+
+    caps = probe(device)
+    kwargs: dict = {"trust_remote_code": False, "use_safetensors": True, "dtype": generator_dtype(caps)}
+    if attention_implementation(caps):
+        kwargs["attn_implementation"] = attention_implementation(caps)
     if quantize == "4bit":
         kwargs["quantization_config"] = bnb_4bit_config(compute_dtype=kwargs["dtype"])
     try:

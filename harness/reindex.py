@@ -40,7 +40,9 @@ import numpy as np
 import torch
 
 from harness.progress import progress
-from harness.retrieval import IndexParams, PassageIndex, embedding_dimension, encode_texts, encode_with_grad
+from harness.retrieval import (
+    IndexParams, PassageIndex, embedding_dimension, encode_texts, encode_with_grad, index_params,
+)
 from harness.types import Corpus, Passage
 
 REFRESH_MODES = ("background", "sync")
@@ -238,7 +240,7 @@ class IndexRefresher:
         if every < 0:
             raise ValueError(f"refresh_every must be >= 0 (0 = only the final refresh), got {every}")
         self.ctx, self.encoder, self.every = ctx, passage_encoder, every
-        self.reindexer = Reindexer(ctx.dataset.corpus, mode, batch_size=batch_size)
+        self.reindexer = Reindexer(ctx.dataset.corpus, mode, index_params(ctx.config), batch_size=batch_size)
         self.last_request = 0
         self.installed_step = 0  # the step whose weights built the index in use (0 = the base embedder)
         self.staleness: list[int] = []
@@ -269,7 +271,7 @@ class IndexRefresher:
         elif self.reindexer.in_flight and (error := self.reindexer.cancel()) is not None:
             raise refresh_failed(error) from error
         if final_refresh and self.installed_step != step:
-            sync = Reindexer(self.ctx.dataset.corpus, "sync", batch_size=self.reindexer.batch_size)
+            sync = Reindexer(self.ctx.dataset.corpus, "sync", self.reindexer.params, batch_size=self.reindexer.batch_size)
             sync.request(self.encoder, step)
             self._install(sync.poll(), step)
         self.wait_seconds += time.perf_counter() - waited

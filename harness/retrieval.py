@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +137,23 @@ class IndexParams:
     nprobe: int = 32  # ivfpq: lists visited per query
     ef_search: int = 128  # hnsw: candidates kept while searching (faiss default 16 loses recall: bench_index_recall)
     rerank_factor: int = 10  # ivfpq: fetch k x this many candidates, then re-score them exactly
+    device: str = "cpu"  # where searches run: cpu (faiss) | cuda (torch for flat, faiss-gpu for ivfpq)
 
     def __post_init__(self):
         if self.kind not in ("flat", "hnsw", "ivfpq"):
             raise UserError(f"unknown index kind '{self.kind}'; known: flat, hnsw, ivfpq")
+
+    def on_cpu(self) -> "IndexParams":
+        return dataclasses.replace(self, device="cpu")
+
+    def cache_fields(self) -> dict:
+        """What decides the index's contents (its cache key): everything but where it is searched."""
+        return {k: v for k, v in self.__dict__.items() if k != "device"}
+
+
+def index_params(cfg) -> IndexParams:
+    """The index a run asked for: `--index` kind, searched on `--index-device`."""
+    return IndexParams(kind=cfg.index, device=getattr(cfg, "index_device", "cpu"))
 
 
 TRAIN_ROWS_PER_LIST = 256  # IVF k-means trains on at most 256 vectors per list (FAISS warns above)
@@ -160,6 +174,7 @@ class PassageIndex:
         self.index = index
         self.vectors = vectors  # kept for exact re-scoring and for strategies that need passage vectors
         self.rerank_factor = rerank_factor  # > 1 for compressed indexes: approximate candidates, exact scores
+        self.searcher = None  # a GPU searcher (`place`), else faiss on the CPU
 
     @classmethod
     def build(cls, vectors: np.ndarray, params: IndexParams = IndexParams()) -> "PassageIndex":
@@ -176,7 +191,28 @@ class PassageIndex:
             index.nprobe = params.nprobe
         for start in range(0, len(vectors), ADD_ROWS):  # a memory-mapped corpus is read a slice at a time
             index.add(np.ascontiguousarray(vectors[start : start + ADD_ROWS], dtype=np.float32))
-        return cls(index, vectors, params.rerank_factor if params.kind == "ivfpq" else 1)
+        return cls(index, vectors, params.rerank_factor if params.kind == "ivfpq" else 1).place(params.device)
+
+    def place(self, device: str) -> "PassageIndex":
+        """Search on `device`: "cuda" puts a flat index's vectors on every GPU (torch matmul + top-k) and an
+        IVF-PQ index on them through faiss-gpu; "cpu" keeps faiss on the CPU. Returns self."""
+        if not device.startswith("cuda"):
+            self.searcher = None
+        elif isinstance(self.index, faiss.IndexFlat) and self.vectors is not None:
+            from harness.gpu_index import TorchFlatSearch, cuda_devices
+
+            self.searcher = TorchFlatSearch(np.asarray(self.vectors), cuda_devices())
+        else:
+            from harness.gpu_index import FaissGpuSearch
+
+            self.searcher = FaissGpuSearch(self.index)
+        return self
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.searcher is not None:
+            return self.searcher.search(queries, k)
+        scores, rows = self.index.search(queries, k)
+        return rows, scores
 
     def __len__(self) -> int:
         return self.index.ntotal
@@ -185,9 +221,8 @@ class PassageIndex:
         """Batched search: (Q, D) -> (rows (Q, k), scores (Q, k))."""
         queries = np.ascontiguousarray(query_vecs, dtype=np.float32)
         if self.rerank_factor <= 1 or self.vectors is None:
-            scores, rows = self.index.search(queries, k)
-            return rows, scores
-        _, candidates = self.index.search(queries, k * self.rerank_factor)  # (Q, k*f) approximate
+            return self._search(queries, k)
+        candidates, _ = self._search(queries, k * self.rerank_factor)  # (Q, k*f) approximate
         safe = np.where(candidates >= 0, candidates, 0)
         exact = np.einsum("qd,qcd->qc", queries, np.asarray(self.vectors[safe.reshape(-1)]).reshape(*safe.shape, -1))
         exact[candidates < 0] = -np.inf
@@ -227,23 +262,23 @@ def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams
     folder = _index_folder(weights, corpus_fp, params)
     main = accelerator is None or accelerator.is_main_process
     if broadcast_from_main(accelerator, (folder / "index.faiss").is_file()):
-        return PassageIndex.load(folder)
+        return PassageIndex.load(folder).place(params.device)
     shipped = shipped_vectors_file(corpus, weights, corpus_fp)
     if shipped is not None:
         shipped_folder = _index_folder(weights, corpus_fp, params, vectors="shipped-float16")
         if main and not (shipped_folder / "index.faiss").is_file():
             vectors = verified_shipped_vectors(shipped, model, corpus, batch_size)
             if vectors is not None:
-                _cache_index(PassageIndex.build(vectors, params), shipped_folder)
+                _cache_index(PassageIndex.build(vectors, params.on_cpu()), shipped_folder)
         if broadcast_from_main(accelerator, (shipped_folder / "index.faiss").is_file()):
-            return PassageIndex.load(shipped_folder)
+            return PassageIndex.load(shipped_folder).place(params.device)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(broadcast_from_main(accelerator, tempfile.mkdtemp(dir=folder.parent, prefix=".index-") if main else None))
     vectors = encode_corpus_to_file(tmp / "vectors.npy", model, corpus, batch_size, accelerator)
     if main:
-        PassageIndex.build(vectors, params).save(tmp)
+        PassageIndex.build(vectors, params.on_cpu()).save(tmp)  # placed on its device once loaded
     _wait(accelerator)
-    index = PassageIndex.load(tmp)
+    index = PassageIndex.load(tmp).place(params.device)
     _wait(accelerator)  # every process holds its maps before the folder moves
     if main:
         try:
@@ -255,7 +290,7 @@ def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams
 
 def _index_folder(weights: str, corpus_fp: str, params: IndexParams, **source: str) -> Path:
     """cache_dir()/indexes/<hash(weights, corpus, params[, where the vectors came from])>."""
-    key_src = json.dumps([weights, corpus_fp, params.__dict__, *([source] if source else [])], sort_keys=True)
+    key_src = json.dumps([weights, corpus_fp, params.cache_fields(), *([source] if source else [])], sort_keys=True)
     return cache_dir() / "indexes" / hashlib.sha256(key_src.encode()).hexdigest()[:20]
 
 

@@ -25,8 +25,9 @@ from harness.distributed import broadcast_from_main, start_accelerator
 from harness.errors import UserError
 from harness.evaluation import evaluate
 from harness.generation import Generator
+from harness.gpu import check_run_devices
 from harness.pipeline import RagPipeline
-from harness.retrieval import IndexParams, build_or_load_index
+from harness.retrieval import build_or_load_index, index_params
 from harness.store import Store
 from harness.timing import Timer, device_description, peak_memory_mb, pick_device
 from harness.types import DatasetOptions, ModelOptions, RagDataset
@@ -96,8 +97,9 @@ def configure_torch(seed: int) -> None:
 def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, device: str,
                    accelerator=None) -> RagPipeline:
     embedder = resolved.embedder_spec.load(ModelOptions(device=device))
-    index = build_or_load_index(embedder, dataset.corpus, IndexParams(kind=cfg.index), accelerator=accelerator)
-    model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=cfg.quantize))
+    index = build_or_load_index(embedder, dataset.corpus, index_params(cfg), accelerator=accelerator)
+    quantize = "4bit" if cfg.quantize == "4bit" else None  # "none" and unset load full-width weights
+    model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=quantize))
     return RagPipeline(embedder, embedder, index, dataset.corpus, Generator(model, tokenizer), cfg.k)
 
 
@@ -126,6 +128,7 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     and evaluates its shards; only the main process touches the store.
     """
     resolved = resolve(cfg)
+    check_run_devices(cfg)
     accelerator = start_accelerator()
     main = accelerator is None or accelerator.is_main_process
     run_key = cfg.run_key()

@@ -9,7 +9,6 @@ Notation (DESIGN.md §5): question x, answer y = y_1..y_T, passages z in the top
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import random
 import time
@@ -74,13 +73,21 @@ def freeze(module: torch.nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def add_lora(generator: Generator, rank: int, quantized: bool = False) -> None:
-    """Wrap the generator's model with LoRA adapters (rank r, alpha 2r) on every linear layer (QLoRA if 4-bit)."""
+def add_lora(generator: Generator, rank: int, quantized: bool = False, gradient_checkpointing: bool = False) -> None:
+    """Wrap the generator's model with LoRA adapters (rank r, alpha 2r) on every linear layer (QLoRA if 4-bit).
+
+    `gradient_checkpointing` recomputes each layer's activations in backward (non-reentrant: no input
+    needs grad), trading about a third more compute for activations of one layer at a time.
+    """
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     model = generator.model
+    checkpointing = {"use_reentrant": False}
     if quantized:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=checkpointing)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     generator.model = get_peft_model(model, config)
 
@@ -197,24 +204,38 @@ class StepMeter:
     `start()` before a step, `log(step, loss, optimizer, tokens)` after it: adds `tokens` to
     ctx.trained_tokens and logs loss, the learning rate of every param group (`lr` = the first group's,
     `<name>_lr` for named groups), tokens/s, peak memory (MB) and the step's estimated FLOPs
-    (`train_flops`, harness/flops.py) to the store. Under `--max-train-flops` it re-aims the schedule's
-    horizon at the budget (see `linear_schedule`).
+    (`train_flops`, harness/flops.py) to the store, and `mfu` (those FLOPs over the step's seconds over
+    the device's peak) where the peak is known: a GPU in harness.gpu.PEAK_TFLOPS, or `--peak-tflops`.
+    On a GPU the clock reads wait for the device, so a step's seconds are its kernels', not their launch.
+    Under `--max-train-flops` it re-aims the schedule's horizon at the budget (see `linear_schedule`).
     """
 
     def __init__(self, ctx):
+        from harness.gpu import generator_dtype_name, peak_flops, probe
+
         self.ctx = ctx
+        caps = probe(ctx.device)
+        self.peak = peak_flops(caps.name, generator_dtype_name(caps), getattr(ctx.config, "peak_tflops", None))
+        if self.peak and getattr(ctx, "accelerator", None) is not None:
+            self.peak *= ctx.accelerator.num_processes  # the FLOPs are summed over every process's device
         self._start = time.perf_counter()
         self.ctx.take_train_flops()  # before the loop (baseline retrieval, setup): in the total, in no step
         self._steps, self._flops, self._planned = 0, 0.0, None
 
     def start(self) -> None:
+        _synchronize(self.ctx.device)
         self._start = time.perf_counter()
 
     def log(self, step: int, loss: torch.Tensor, optimizer: torch.optim.Optimizer, tokens: int, **extra: float) -> None:
+        from harness.gpu import mfu
+
+        _synchronize(self.ctx.device)
         seconds = max(time.perf_counter() - self._start, 1e-9)
         self.ctx.trained_tokens += int(tokens)
         lrs = {f"{g['name']}_lr": g["lr"] for g in optimizer.param_groups if g.get("name")}
         flops = self.ctx.take_train_flops()
+        if self.peak:
+            extra["mfu"] = mfu(flops, seconds, self.peak)
         self.ctx.log(step, loss=float(loss.detach()), lr=optimizer.param_groups[0]["lr"], **lrs,
                      tokens_per_second=tokens / seconds, step_seconds=seconds,
                      peak_memory_mb=peak_memory_mb(self.ctx.device), train_flops=flops, **extra)
@@ -228,6 +249,11 @@ class StepMeter:
             return
         self._planned = self._planned or horizon[0]
         horizon[0] = budget_horizon(self._planned, self._steps, self._flops, budget - self.ctx.train_flops)
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def generator_token_count(generator: Generator, prompts: Sequence[str], answers: Sequence[str]) -> int:
@@ -268,16 +294,13 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 # -- QLoRA --------------------------------------------------------------------------------------
-def bitsandbytes_available() -> bool:
-    return importlib.util.find_spec("bitsandbytes") is not None
-
-
 def use_qlora(ctx) -> bool:
     """QLoRA (4-bit NF4 base + LoRA) when `--quantize 4bit`, and by default on CUDA when bitsandbytes is
-    installed (the paper's setting); plain LoRA on CPU, where 4-bit only saves memory and costs time."""
-    if ctx.config.quantize == "4bit":
-        return True
-    return ctx.device.startswith("cuda") and bitsandbytes_available()
+    installed (the paper's setting); plain LoRA on CPU, where 4-bit only saves memory and costs time, and
+    with `--quantize none` (harness/gpu.py: training_quantization)."""
+    from harness.gpu import bitsandbytes_available, probe, training_quantization
+
+    return training_quantization(ctx.config.quantize, probe(ctx.device), bitsandbytes_available()) == "4bit"
 
 
 def prepare_generator_for_lora(ctx) -> Generator:
@@ -293,7 +316,8 @@ def prepare_generator_for_lora(ctx) -> Generator:
         generator.model = None
         torch.cuda.empty_cache()
         generator.model, _ = spec.load(ModelOptions(device=ctx.device, quantize="4bit"))
-    add_lora(generator, ctx.config.lora_rank, quantized=quantized)
+    add_lora(generator, ctx.config.lora_rank, quantized=quantized,
+             gradient_checkpointing=getattr(ctx.config, "gradient_checkpointing", False))
     return generator
 
 
