@@ -82,11 +82,40 @@ def environment(run: dict) -> pd.DataFrame:
     return pd.DataFrame([(k, "" if v is None or v != v else str(v)) for k, v in rows], columns=["what", "value"])
 
 
+# what a training loop's StepMeter logs per step about its cost (harness/training.py), in display order
+STEP_COST = {"tokens_per_second": "tokens/s", "mfu": "MFU (model FLOP utilisation)", "peak_memory_mb": "peak memory (MB)",
+             "step_seconds": "step seconds", "train_flops": "FLOPs per step (estimated)"}
+
+
+def step_cost_table(log: pd.DataFrame) -> pd.DataFrame:
+    """The per-step cost measures a run logged: median, min and max over its steps, and how many steps."""
+    rows = []
+    for name, label in STEP_COST.items():
+        values = log.loc[log["name"] == name, "value"]
+        if not values.empty:
+            rows.append({"measure": label, "median": values.median(), "min": values.min(), "max": values.max(),
+                         "steps": len(values)})
+    return pd.DataFrame(rows)
+
+
+def show_step_cost(log: pd.DataFrame) -> None:
+    table = step_cost_table(log)
+    if table.empty:
+        return
+    st.subheader("Cost per step")
+    st.caption("MFU = a step's estimated FLOPs (harness/flops.py) / its seconds / the device's peak FLOP/s (the "
+               "table in harness/gpu.py, or --peak-tflops); logged only where that peak is known, i.e. on GPUs. "
+               "Peak memory: CUDA max allocated on a GPU, the process's peak RSS on the CPU.")
+    st.dataframe(table, hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.4g") for name in ("median", "min", "max")})
+
+
 def show_training(run: dict) -> None:
     log = run["train_log"]
     if log.empty:
         st.caption("No training log: the strategy logged no steps (nothing trained, or it did not call ctx.log).")
         return
+    show_step_cost(log)
     names = sorted(log["name"].unique())
     chosen = st.multiselect("Curves", names, default=names, key="run_curves")
     shown = log[log["name"].isin(chosen)]

@@ -18,3 +18,15 @@ def test_pages_on_a_store_written_by_harness_run(tiny_data):
     run = app_test("run")
     quality = run.dataframe[0].value.set_index("metric")
     assert "eval_seconds" in quality.index and quality.loc["em", "direction"] == "higher is better"
+
+
+def test_run_page_shows_the_cost_per_step_with_mfu(tiny_data):
+    assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--peak-tflops", "0.001")) == 0
+    run = app_test("run")
+    assert not run.exception
+    assert "Cost per step" in [s.value for s in run.subheader]
+    [cost] = [d.value for d in run.dataframe if "measure" in d.value.columns]
+    cost = cost.set_index("measure")
+    assert cost.loc["tokens/s", "steps"] == 2 and cost.loc["tokens/s", "median"] > 0  # 6 questions, batch 4
+    assert 0 < cost.loc["MFU (model FLOP utilisation)", "median"]  # ft_gen's FLOPs over 1e9 FLOP/s
+    assert cost.loc["peak memory (MB)", "max"] > 0
