@@ -92,6 +92,7 @@ def run_options(func):
         click.option("--max-new-tokens", type=int, default=24, show_default=True, help=HELP["max_new_tokens"]),
         click.option("--eval-batch-size", type=int, default=None, help=HELP["eval_batch_size"]),
         click.option("--eval-splits", default="dev,test", show_default=True, help="comma-separated splits to evaluate"),
+        click.option("--silver-labels", type=int, default=None, metavar="N", help=HELP["silver_labels"]),
         click.option("--max-train-flops", type=float, default=None, metavar="FLOPS", help=HELP["max_train_flops"]),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=HELP["strategy_options"]),
         click.option("--track", multiple=True, metavar="TRACKER", expose_value=False, callback=_enable_trackers,
@@ -323,10 +324,10 @@ def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> Non
     if not rows:
         console.print(f"no finished runs in {ctx.obj['db']}: run `harness run` first")
         return
-    table = Table("run", "strategy", "dataset", "embedder", "generator", "seed", "EM", "F1", "recall@5",
+    table = Table("run", "strategy", "dataset", "embedder", "generator", "seed", "labels", "EM", "F1", "recall@5",
                   "answer_recall@5", "fit s", title=f"{split} split · {ctx.obj['db']}")
     for r in rows:
-        table.add_row(r["id"], r["strategy"], r["dataset"], r["embedder"], r["generator"], str(r["seed"]),
+        table.add_row(r["id"], r["strategy"], r["dataset"], r["embedder"], r["generator"], str(r["seed"]), r["labels"],
                       *(_fmt(r.get(m)) for m in ("em", "f1", "recall@5", "answer_recall@5", "fit_seconds")))
     console.print(table)
 

@@ -62,6 +62,9 @@ class RunConfig:
     eval_batch_size: int | None = _opt(None, "questions per generation batch at evaluation (default: 8 on CPU; on a "
                                              "GPU as many as fit in half its free memory)")
     eval_splits: list[str] = _opt(["dev", "test"], "splits the harness evaluates after fit")
+    silver_labels: int | None = _opt(None, "DPR's silver context labels: the training questions' gold passages become "
+                                           "the base retriever's top-N passages that contain a gold answer; "
+                                           "questions with none are dropped from training (for datasets without labels)")
     max_train_flops: float | None = _opt(None, "stop training once this many estimated training FLOPs are spent "
                                                "(forward 2·N, backward 4·N per token; the LR schedule is set "
                                                "for the budget)")
@@ -78,7 +81,7 @@ class RunConfig:
         for name in ("k", "epochs", "batch_size", "lora_rank", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("limit", "corpus_limit", "eval_batch_size"):
+        for name in ("limit", "corpus_limit", "eval_batch_size", "silver_labels"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_train_flops is not None and not (isinstance(self.max_train_flops, (int, float))

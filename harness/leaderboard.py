@@ -30,6 +30,7 @@ def leaderboard_rows(store: Store, split: str = "test", latest_only: bool = True
             continue
         seen.add(identity)
         row = {key: run[key] for key in ("id", "strategy", "dataset", "embedder", "generator", "seed", "grid_id")}
+        row["labels"] = training_labels(config)
         for key, value in run.items():
             if key.startswith(f"{split}/"):
                 row[key.split("/", 1)[1]] = value
@@ -37,6 +38,12 @@ def leaderboard_rows(store: Store, split: str = "test", latest_only: bool = True
                 row[key.split("/", 1)[1]] = value
         rows.append(row)
     return sorted(rows, key=lambda r: -(r.get("em") or 0.0))
+
+
+def training_labels(config: dict) -> str:
+    """How the run's training questions were labelled: `silver@N` (DPR's positives from the base top N) or
+    `dataset` (the dataset's own context labels, if it has any)."""
+    return f"silver@{config['silver_labels']}" if config.get("silver_labels") else "dataset"
 
 
 def _config(run: dict) -> dict:

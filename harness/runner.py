@@ -28,6 +28,7 @@ from harness.generation import Generator
 from harness.gpu import check_run_devices
 from harness.pipeline import RagPipeline
 from harness.retrieval import build_or_load_index, index_params
+from harness.silver import with_silver_labels
 from harness.store import Store
 from harness.timing import Timer, device_description, peak_memory_mb, pick_device
 from harness.types import DatasetOptions, ModelOptions, RagDataset
@@ -77,10 +78,11 @@ def load_dataset(cfg: RunConfig, resolved: Resolved) -> RagDataset:
     dataset = resolved.dataset_spec.load(DatasetOptions(data_dir=cfg.data_dir, limit=cfg.limit))
     if cfg.corpus_limit:
         dataset = limit_corpus(dataset, cfg.corpus_limit)
-    if getattr(resolved.strategy_cls, "needs_context_labels", False) and not dataset.has_context_labels:
+    needs_labels = getattr(resolved.strategy_cls, "needs_context_labels", False) and not cfg.silver_labels
+    if needs_labels and not dataset.has_context_labels:
         raise UserError(
             f"strategy '{cfg.strategy}' needs context labels (gold passage ids) and dataset '{cfg.dataset}' has none; "
-            "pick a strategy that learns without them (e.g. rag_token, two_phase)"
+            "pick a strategy that learns without them (e.g. rag_token, two_phase), or label them with --silver-labels N"
         )
     if not dataset.train and resolved.strategy_cls.name != "no_ft":
         raise UserError(f"dataset '{cfg.dataset}' has no training examples")
@@ -145,12 +147,14 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     try:
         timer = Timer()
         pipeline = build_pipeline(cfg, resolved, dataset, device, accelerator)
+        dataset, silver = with_silver_labels(pipeline, dataset, cfg.silver_labels) if cfg.silver_labels else (dataset, None)
         ctx = FitContext(pipeline, dataset, cfg, resolved.options, device, run_id, store,
                          artifacts_root(store) / run_id, timer, accelerator=accelerator)
         with timer.section("fit"):
             _fit(resolved, ctx)
         ctx.flush_log()
         metrics, predictions = _evaluate_all(ctx, timer)
+        metrics += silver.metrics() if silver else []
         if main:
             store.finish_run(run_id, metrics, predictions)
     except KeyboardInterrupt:
