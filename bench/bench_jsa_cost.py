@@ -17,18 +17,18 @@ import tempfile
 import time
 
 import torch
-
 from _machine import header
+
 from harness import plugins
 from harness.config import RunConfig
 from harness.context import FitContext
+from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieval_log_probs, retrieve_rows
+from harness.lora import prepare_generator_for_lora
 from harness.runner import build_pipeline, load_dataset, resolve
 from harness.store import Store
-from harness.training import (
-    gold_answer, indexed_passage_vectors, linear_schedule, passage_answer_log_probs, prepare_generator_for_lora,
-    rag_token_loss, retrieval_log_probs, retrieve_rows, unfreeze,
-)
+from harness.training import gold_answer, linear_schedule, unfreeze
 from plugins.strategies.jsa_rag import JsaModels, JsaOptions, jsa_step, make_posterior_retriever
+from plugins.strategies.rag_token import rag_token_loss
 from plugins.strategies.vrag import VragOptions, accumulate_gradients
 
 

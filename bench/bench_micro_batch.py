@@ -33,10 +33,11 @@ def child(micro_batch: int, steps: int, batch_size: int, k: int, threads: int) -
     from harness import plugins
     from harness.config import RunConfig
     from harness.context import FitContext
+    from harness.lora import prepare_generator_for_lora
     from harness.runner import build_pipeline, load_dataset, resolve
     from harness.store import Store
-    from harness.training import prepare_generator_for_lora, rag_token_loss, unfreeze
-    from plugins.strategies.rag_token import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, train_rag
+    from harness.training import unfreeze
+    from plugins.strategies.rag_token import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, rag_token_loss, train_rag
 
     torch.set_num_threads(threads)
     plugins.load_plugins()
@@ -84,7 +85,6 @@ def main() -> None:
     if args.child is not None:
         return child(args.child, args.steps, args.batch_size, args.k, args.threads)
     import torch
-
     from _machine import header
 
     torch.set_num_threads(args.threads)

@@ -21,15 +21,16 @@ import tempfile
 import time
 
 import torch
-
 from _machine import header
+
 from harness import plugins
 from harness.config import RunConfig
 from harness.context import FitContext
-from harness.reindex import IndexRefresher, separate_passage_tower
+from harness.lora import prepare_generator_for_lora
+from harness.refresh import IndexRefresher, separate_passage_tower
 from harness.runner import build_pipeline, load_dataset, resolve
 from harness.store import Store
-from harness.training import prepare_generator_for_lora, unfreeze
+from harness.training import unfreeze
 from plugins.strategies.rag_end2end import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, End2EndOptions, train_end2end
 
 

@@ -26,9 +26,6 @@ STRATEGY_OF = {
     "RAG-Tok.": "rag_token",
 }
 METHODS = tuple(STRATEGY_OF)
-# The paper's model names and this harness's model names.
-EMBEDDER_OF = {"MiniLM": "minilm", "MPNet": "mpnet"}
-GENERATOR_OF = {"LLaMA3-8b": "llama3-8b", "Mistral-7b": "mistral-7b"}
 
 # Table 3 (captioned "Figure 3" in the text): method, dataset, EM, F1, Recall@5, time (h), averaged over
 # the four pipelines.

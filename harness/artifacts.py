@@ -1,10 +1,12 @@
-"""Reload a run's saved artifacts onto its base pipeline and evaluate them again (`harness evaluate RUN_ID`).
+"""What a run saves besides its metrics (the tuned models), and reloading them (`harness evaluate RUN_ID`).
 
 Artifact kinds (the `artifacts` table; written by strategies through `ctx.save_artifact`):
 - `adapter`: a peft LoRA folder for the run's generator (adapter weights only, safetensors);
 - `embedder`: a sentence-transformers folder, the tuned query tower. Its `harness-artifact.json` says
   whether the corpus was re-encoded with it (`reindexed`); if not, retrieval uses the base index, as the
-  run did.
+  run did;
+- `passage_embedder`: a sentence-transformers folder, the trained passage tower (the corpus is re-encoded
+  with it).
 Each folder's sha256 is checked against the store before it is loaded.
 """
 
@@ -19,9 +21,42 @@ from harness.context import folder_sha256
 from harness.errors import UserError
 from harness.pipeline import RagPipeline
 from harness.store import Store
-from harness.training import ARTIFACT_NOTE
+
+ARTIFACT_NOTE = "harness-artifact.json"
 
 
+# -- saving (strategies call these at the end of fit) -----------------------------------------------
+def save_adapter(ctx, generator) -> None:
+    """The generator's LoRA adapter (peft folder, adapter weights only) as the run's `adapter` artifact."""
+    ctx.save_artifact("adapter", lambda folder: generator.model.save_pretrained(folder))
+
+
+def save_embedder(ctx, encoder, reindexed: bool = False) -> None:
+    """The tuned query tower (sentence-transformers folder) as the run's `embedder` artifact.
+
+    `reindexed` records whether the corpus was re-encoded with it (then reloading re-encodes too);
+    otherwise retrieval uses the base embedder's index, as during the run.
+    """
+    def save(folder):
+        encoder.save(str(folder))
+        (folder / ARTIFACT_NOTE).write_text(json.dumps({"kind": "embedder", "reindexed": reindexed}))
+
+    ctx.save_artifact("embedder", save)
+
+
+def save_passage_tower(ctx, encoder) -> None:
+    """The trained passage tower E_p as the run's `passage_embedder` artifact (sentence-transformers folder).
+
+    The evaluated index is the corpus encoded by this tower: reloading a run re-encodes the corpus with it.
+    """
+    def save(folder):
+        encoder.save(str(folder))
+        (folder / ARTIFACT_NOTE).write_text(json.dumps({"kind": "passage_embedder", "reindexed": True}))
+
+    ctx.save_artifact("passage_embedder", save)
+
+
+# -- reloading ----------------------------------------------------------------------------------------
 def stored_config(run: dict) -> RunConfig:
     """The run's RunConfig; keys this version of the harness does not know are dropped."""
     config = json.loads(run["config"]) if isinstance(run["config"], str) else dict(run["config"])
@@ -45,7 +80,7 @@ def run_artifacts(store: Store, run_id: str) -> dict[str, Path]:
 
 def apply_artifacts(pipeline: RagPipeline, artifacts: dict[str, Path], device: str, index_kind: str = "flat") -> None:
     """Put the tuned query tower and the LoRA adapter into a pipeline built from the base models."""
-    from harness.modelutil import load_sentence_transformer
+    from harness.model_loading import load_sentence_transformer
 
     if "embedder" in artifacts:
         folder = artifacts["embedder"]

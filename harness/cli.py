@@ -19,6 +19,7 @@ from harness.errors import UserError
 from harness.store import Store, default_db_path
 from harness.table_formats import FORMATS, rows_as_text
 
+
 class _Console:
     """Rich output, full width when piped (a table of runs should not be folded at 80 columns)."""
 

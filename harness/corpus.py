@@ -12,7 +12,7 @@ the pages it needs, Python never holds the passages. During that one conversion 
 plus 16 bytes per passage for the id and title hashes, ~40 while they are sorted at the end (about 1.2 GB for
 the 29.9M MedRAG chunks).
 
-A store folder holds
+A corpus folder holds
     passages.arrow                   columns id, title, text
     id_hash.npy, id_rows.npy         blake2b-64 of each id, sorted, and the row each came from
     title_hash.npy, title_rows.npy   the same for normalized titles (case, spaces and underscores folded)
@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import cache_dir
-from harness.datautil import import_optional, load_hub_split, read_rows, require_id
 from harness.errors import UserError
+from harness.optional import import_optional
 from harness.progress import progress
+from harness.rows import load_hub_split, read_rows, require_id
 from harness.types import Corpus, Passage
 
 FORMAT_VERSION = 1
@@ -74,8 +75,8 @@ def passage_fields(row: dict, where: str) -> tuple[str, str, str]:
     return pid, title, text
 
 
-# -- building a store ---------------------------------------------------------------------------
-class _StoreWriter:
+# -- writing a corpus folder ---------------------------------------------------------------------
+class _ArrowCorpusWriter:
     """Appends validated passages to the Arrow file one batch at a time; hashes ids and titles as it goes."""
 
     def __init__(self, folder: Path, batch_rows: int):
@@ -114,9 +115,9 @@ class _StoreWriter:
         self.sink.close()
 
 
-def build_store(rows: RowSource, folder: Path, batch_rows: int = BATCH_ROWS, sources: list[str] | None = None) -> None:
-    """Read `rows()` once into a store in `folder` (see the module docstring); bad rows are UserErrors."""
-    writer = _StoreWriter(folder, batch_rows)
+def write_corpus_folder(rows: RowSource, folder: Path, batch_rows: int = BATCH_ROWS, sources: list[str] | None = None) -> None:
+    """Read `rows()` once into a corpus folder `folder` (see the module docstring); bad rows are UserErrors."""
+    writer = _ArrowCorpusWriter(folder, batch_rows)
     try:
         for where, row in progress(rows(), "converting corpus", unit="passages"):
             writer.add(*passage_fields(row, where))
@@ -160,27 +161,27 @@ def _where(rows: RowSource, row: int) -> str:
     return f"row {row + 1}"
 
 
-def _cached_store(key_parts: list, rows: RowSource, sources: list[str], batch_rows: int) -> "ArrowCorpus":
+def _cached_corpus_folder(key_parts: list, rows: RowSource, sources: list[str], batch_rows: int) -> "ArrowCorpus":
     key = hashlib.sha256(json.dumps([FORMAT_VERSION, key_parts], sort_keys=True).encode()).hexdigest()[:20]
     folder = cache_dir() / "corpora" / key
     if not (folder / "meta.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".corpus-"))
         try:
-            build_store(rows, tmp, batch_rows, sources)
+            write_corpus_folder(rows, tmp, batch_rows, sources)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         try:
-            os.rename(tmp, folder)  # atomic: a crash never leaves a half-written store
+            os.rename(tmp, folder)  # atomic: a crash never leaves a half-written corpus folder
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
-            if not (folder / "meta.json").is_file():  # not another process finishing the same store first
+            if not (folder / "meta.json").is_file():  # not another process finishing the same folder first
                 raise
     return ArrowCorpus(folder)
 
 
-# -- reading a store ----------------------------------------------------------------------------
+# -- reading a corpus folder------------------------------------------------------------------------
 class ArrowCorpus(Corpus):
     """A Corpus whose passages stay in a memory-mapped Arrow file; same four methods, plus title lookup."""
 
@@ -265,13 +266,13 @@ def _parquet_names(path: Path) -> list[str]:
 
 
 def open_corpus_files(files: list[Path], batch_rows: int = BATCH_ROWS) -> ArrowCorpus:
-    """The store of these files, converted on first use; a changed file (size or mtime) is converted again."""
+    """The corpus folder of these files, converted on first use; a changed file (size or mtime) is converted again."""
     stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    return _cached_store(stats, lambda: corpus_rows(files, batch_rows), [str(p) for p in files], batch_rows)
+    return _cached_corpus_folder(stats, lambda: corpus_rows(files, batch_rows), [str(p) for p in files], batch_rows)
 
 
 def open_hub_corpus(dataset: str, hub_id: str = WIKIPEDIA_HUB_ID, batch_rows: int = BATCH_ROWS) -> ArrowCorpus:
-    """A corpus dataset from the Hugging Face hub (train split), converted into a store on first use."""
+    """A corpus dataset from the Hugging Face hub (train split), converted into a corpus folder on first use."""
     ds = load_hub_split(dataset, hub_id, None, "train", "corpus.jsonl, corpus.parquet or a corpus/ folder")
     key = [hub_id, getattr(ds, "_fingerprint", None), [f.get("filename") for f in ds.cache_files]]
 
@@ -282,7 +283,7 @@ def open_hub_corpus(dataset: str, hub_id: str = WIKIPEDIA_HUB_ID, batch_rows: in
                 n += 1
                 yield f"{hub_id} row {n}", dict(zip(batch.keys(), values))
 
-    return _cached_store(key, rows, [hub_id], batch_rows)
+    return _cached_corpus_folder(key, rows, [hub_id], batch_rows)
 
 
 def find_corpus_files(root: Path) -> list[Path]:

@@ -20,11 +20,11 @@ Cost: model FLOP utilisation = achieved FLOP/s over the device's peak (`mfu`), t
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 from harness.config import INDEX_DEVICES
 from harness.errors import UserError
+from harness.optional import is_installed
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def training_quantization(requested: str | None, caps: DeviceCaps, bitsandbytes:
 
 
 def bitsandbytes_available() -> bool:
-    return importlib.util.find_spec("bitsandbytes") is not None
+    return is_installed("bitsandbytes")
 
 
 # -- retrieval on the GPU -------------------------------------------------------------------------

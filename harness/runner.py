@@ -20,7 +20,6 @@ import torch
 from harness import __version__, plugins
 from harness.config import RunConfig, git_sha
 from harness.context import FitContext, parse_strategy_options
-from harness.datautil import limit_corpus
 from harness.distributed import broadcast_from_main, start_accelerator
 from harness.errors import UserError
 from harness.evaluation import evaluate
@@ -29,6 +28,7 @@ from harness.gpu import check_run_devices
 from harness.pipeline import RagPipeline
 from harness.retrieval import build_or_load_index, index_params
 from harness.silver import with_silver_labels
+from harness.splits import limit_corpus
 from harness.store import Store
 from harness.timing import Timer, device_description, peak_memory_mb, pick_device
 from harness.types import DatasetOptions, ModelOptions, RagDataset

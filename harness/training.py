@@ -1,26 +1,23 @@
-"""Training building blocks shared by strategies. The loops themselves live in each strategy file.
+"""The pieces of a training loop, shared by the strategies; the loops themselves live in each strategy file.
 
-Notation (DESIGN.md §5): question x, answer y = y_1..y_T, passages z in the top-k set Z(x).
-    q = E_q(x), d = E_p(z), both L2-normalized;  s(x, z) = q·d
-    p_η(z|x)   = softmax_{z∈Z(x)}(s(x, z) / τ)
-    log p_θ(y|x,z) = Σ_t log p_θ(y_t | prompt(x, z), y_<t)     (answer tokens only)
+Data order (`epoch_batches`), the optimiser and its schedule (`linear_schedule`), a batch back-propagated
+in chunks (`backward_in_chunks`), what a step logs (`StepMeter`, token counts), what a step trains on
+(`gold_answer`, `gold_passage`), and which parameters train. The likelihoods a loss is made of are in
+harness/likelihoods.py, LoRA in harness/lora.py, saving what was trained in harness/artifacts.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 
 from harness.config import RunConfig
 from harness.generation import Generator
 from harness.pipeline import RagPipeline
-from harness.retrieval import encode_texts, encode_with_grad
 from harness.timing import peak_memory_mb
 from harness.types import Corpus, Passage, RagExample
 
@@ -68,96 +65,6 @@ def budget_horizon(planned_steps: int, steps_done: int, flops_spent_here: float,
     return max(steps_done, min(planned_steps, steps_done + int(flops_left // per_step)))
 
 
-def freeze(module: torch.nn.Module) -> None:
-    for p in module.parameters():
-        p.requires_grad_(False)
-
-
-def add_lora(generator: Generator, rank: int, quantized: bool = False, gradient_checkpointing: bool = False) -> None:
-    """Wrap the generator's model with LoRA adapters (rank r, alpha 2r) on every linear layer (QLoRA if 4-bit).
-
-    `gradient_checkpointing` recomputes each layer's activations in backward (non-reentrant: no input
-    needs grad), trading about a third more compute for activations of one layer at a time.
-    """
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
-    model = generator.model
-    checkpointing = {"use_reentrant": False}
-    if quantized:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                                gradient_checkpointing_kwargs=checkpointing)
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    generator.model = get_peft_model(model, config)
-
-
-# -- retrieval with gradient --------------------------------------------------------------------
-def retrieve_rows(pipeline: RagPipeline, questions: list[str], k: int, encoder=None) -> np.ndarray:
-    """Top-k corpus rows under the current query tower, no grad: (B, k)."""
-    rows, _ = pipeline.index.search(encode_texts(encoder or pipeline.query_encoder, questions), k)
-    return rows
-
-
-def indexed_passage_vectors(pipeline: RagPipeline, rows: np.ndarray) -> torch.Tensor:
-    """The indexed (frozen) vectors of `rows`: (B, k, D). Strategies that train E_p re-encode instead."""
-    vectors = np.asarray(pipeline.index.vectors[rows.reshape(-1)]).reshape(*rows.shape, -1)
-    return torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-
-
-def retrieval_log_probs(query_encoder, questions: list[str], passage_vectors: torch.Tensor, tau: float) -> torch.Tensor:
-    """log p_η(z|x) over each question's candidates, with grad into E_q: (B, k)."""
-    q = encode_with_grad(query_encoder, questions)  # (B, D)
-    scores = torch.einsum("bd,bkd->bk", q, passage_vectors.to(q.device))  # (B, k) cosine
-    return torch.log_softmax(scores / tau, dim=-1)
-
-
-# -- generator likelihoods ----------------------------------------------------------------------
-def passage_answer_log_probs(
-    generator: Generator, questions: list[str], passages: list[list[Passage]], answers: list[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log p_θ(y_t | x, z, y_<t) with one passage z in the prompt: (B, k, T), mask (B, k, T)."""
-    B, k = len(questions), len(passages[0])
-    prompts = [generator.format_prompt(q, [z]) for q, zs in zip(questions, passages) for z in zs]
-    repeated = [a for a in answers for _ in range(k)]
-    token_lp, mask = generator.answer_log_probs(prompts, repeated)  # (B*k, T)
-    return token_lp.view(B, k, -1), mask.view(B, k, -1)
-
-
-def concatenated_answer_log_probs(
-    generator: Generator, questions: list[str], passages: list[list[Passage]], answers: list[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log p_θ(y_t | x, z_1..z_k, y_<t) with all passages in one prompt (inference form): (B, T)."""
-    prompts = [generator.format_prompt(q, zs) for q, zs in zip(questions, passages)]
-    return generator.answer_log_probs(prompts, answers)
-
-
-def gold_answer(example: RagExample) -> str:
-    """The answer a strategy trains on: the first gold answer."""
-    return example.answers[0]
-
-
-# -- the RAG marginal losses (Lewis et al., 2020) -----------------------------------------------
-def rag_sequence_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L = −log Σ_z p_η(z|x) p_θ(y|x,z), averaged over the batch.
-
-    log_pz (B, k); token_lp, mask (B, k, T). In log space: −logsumexp_z(log p_η(z|x) + Σ_t log p_θ(y_t|x,z,y_<t)).
-    """
-    seq_lp = (token_lp * mask).sum(-1)  # (B, k)
-    return -torch.logsumexp(log_pz + seq_lp, dim=-1).mean()
-
-
-def rag_token_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L = −Σ_t log Σ_z p_η(z|x) p_θ(y_t|x,z,y_<t), averaged over the batch.
-
-    The mixture is taken per token: logsumexp over k of (log p_η(z|x) + log p_θ(y_t|…)), then summed over
-    the answer's real tokens.
-    """
-    per_token = torch.logsumexp(log_pz[:, :, None] + token_lp, dim=1)  # (B, T)
-    return -(per_token * mask[:, 0, :]).sum(-1).mean()
-
-
-# -- strategy defaults --------------------------------------------------------------------------
 def backward_in_chunks(batch: Sequence, micro_batch: int, step_fn) -> tuple[torch.Tensor, list[tuple[float, object]]]:
     """Back-propagate the batch's mean loss `micro_batch` examples at a time (0 = the whole batch at once).
 
@@ -178,6 +85,7 @@ def backward_in_chunks(batch: Sequence, micro_batch: int, step_fn) -> tuple[torc
     return total, parts
 
 
+# -- strategy defaults --------------------------------------------------------------------------
 def strategy_default(cfg: RunConfig, name: str, default):
     """`cfg.<name>` when the user set it, else the strategy's own default.
 
@@ -195,6 +103,21 @@ def strategy_default(cfg: RunConfig, name: str, default):
 def effective_k(pipeline: RagPipeline, k: int) -> int:
     """k, capped by the corpus size (a 3-passage corpus cannot give 5 candidates)."""
     return min(k, len(pipeline.corpus))
+
+
+# -- what a step trains on ---------------------------------------------------------------------
+def gold_answer(example: RagExample) -> str:
+    """The answer a strategy trains on: the first gold answer."""
+    return example.answers[0]
+
+
+def gold_passage(example: RagExample, corpus: Corpus) -> Passage | None:
+    """The first of the example's gold passages that the corpus holds (None without context labels)."""
+    for passage_id in example.gold_passage_ids:
+        row = corpus.row_of(passage_id)
+        if row is not None:
+            return corpus[row]
+    return None
 
 
 # -- what a loop logs ---------------------------------------------------------------------------
@@ -268,19 +191,14 @@ def encoder_token_count(encoder, texts: Sequence[str]) -> int:
     return int(tokenize(list(texts))["attention_mask"].sum())
 
 
-# -- context labels -----------------------------------------------------------------------------
-def gold_passage(example: RagExample, corpus: Corpus) -> Passage | None:
-    """The first of the example's gold passages that the corpus holds (None without context labels)."""
-    for passage_id in example.gold_passage_ids:
-        row = corpus.row_of(passage_id)
-        if row is not None:
-            return corpus[row]
-    return None
-
-
 # -- parameters ---------------------------------------------------------------------------------
 def trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
+
+
+def freeze(module: torch.nn.Module) -> None:
+    for p in module.parameters():
+        p.requires_grad_(False)
 
 
 def unfreeze(module: torch.nn.Module) -> None:
@@ -291,53 +209,3 @@ def unfreeze(module: torch.nn.Module) -> None:
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A copy of every parameter: what tests and two_phase compare bit for bit."""
     return {name: p.detach().clone() for name, p in module.named_parameters()}
-
-
-# -- QLoRA --------------------------------------------------------------------------------------
-def use_qlora(ctx) -> bool:
-    """QLoRA (4-bit NF4 base + LoRA) when `--quantize 4bit`, and by default on CUDA when bitsandbytes is
-    installed (the paper's setting); plain LoRA on CPU, where 4-bit only saves memory and costs time, and
-    with `--quantize none` (harness/gpu.py: training_quantization)."""
-    from harness.gpu import bitsandbytes_available, probe, training_quantization
-
-    return training_quantization(ctx.config.quantize, probe(ctx.device), bitsandbytes_available()) == "4bit"
-
-
-def prepare_generator_for_lora(ctx) -> Generator:
-    """Add LoRA (rank cfg.lora_rank) to the pipeline's generator; reload it in 4 bits first if QLoRA is the
-    default here but the run loaded it unquantized (CUDA without `--quantize`)."""
-    generator = ctx.pipeline.generator
-    quantized = use_qlora(ctx)
-    if quantized and ctx.config.quantize != "4bit":
-        from harness import plugins
-        from harness.types import ModelOptions
-
-        spec = plugins.models()["generator"].get(ctx.config.generator)
-        generator.model = None
-        torch.cuda.empty_cache()
-        generator.model, _ = spec.load(ModelOptions(device=ctx.device, quantize="4bit"))
-    add_lora(generator, ctx.config.lora_rank, quantized=quantized,
-             gradient_checkpointing=getattr(ctx.config, "gradient_checkpointing", False))
-    return generator
-
-
-# -- artifacts ----------------------------------------------------------------------------------
-ARTIFACT_NOTE = "harness-artifact.json"
-
-
-def save_adapter(ctx, generator: Generator) -> None:
-    """The generator's LoRA adapter (peft folder, adapter weights only) as the run's `adapter` artifact."""
-    ctx.save_artifact("adapter", lambda folder: generator.model.save_pretrained(folder))
-
-
-def save_embedder(ctx, encoder, reindexed: bool = False) -> None:
-    """The tuned query tower (sentence-transformers folder) as the run's `embedder` artifact.
-
-    `reindexed` records whether the corpus was re-encoded with it (then reloading re-encodes too);
-    otherwise retrieval uses the base embedder's index, as during the run.
-    """
-    def save(folder):
-        encoder.save(str(folder))
-        (folder / ARTIFACT_NOTE).write_text(json.dumps({"kind": "embedder", "reindexed": reindexed}))
-
-    ctx.save_artifact("embedder", save)

@@ -14,10 +14,19 @@ Evaluation is the harness's: top-k retrieved passages, concatenated, greedy deco
 
 from dataclasses import dataclass, field
 
+from harness.artifacts import save_adapter
 from harness.hookspecs import hookimpl
+from harness.lora import prepare_generator_for_lora
 from harness.training import (
-    StepMeter, epoch_batches, generator_token_count, gold_answer, gold_passage, linear_schedule,
-    prepare_generator_for_lora, save_adapter, steps_per_run, strategy_default, trainable,
+    StepMeter,
+    epoch_batches,
+    generator_token_count,
+    gold_answer,
+    gold_passage,
+    linear_schedule,
+    steps_per_run,
+    strategy_default,
+    trainable,
 )
 
 

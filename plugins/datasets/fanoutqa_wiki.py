@@ -9,15 +9,15 @@ occurs in that page's text; its context labels are the chunks of that page holdi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import cache
-import importlib.util
 from pathlib import Path
 
-from harness.datautil import apply_limit, chunk_document, stable_split, validate_dataset
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
 from harness.metrics import normalize_answer
+from harness.splits import apply_limit, chunk_document, stable_split, validate_dataset
 from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
 
 SHIPPED_VECTORS = Path(__file__).parent / "shipped_vectors"

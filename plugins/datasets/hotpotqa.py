@@ -20,10 +20,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from harness.datautil import (UpstreamSplit, require_id, require_str, split_files, train_dev_test, upstream_rows,
-                              validate_dataset)
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.rows import UpstreamSplit, require_id, require_str, split_files, upstream_rows
+from harness.splits import train_dev_test, validate_dataset
 from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
 
 HUB_ID = "hotpotqa/hotpot_qa"

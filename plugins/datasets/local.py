@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datautil import apply_limit, read_jsonl, require_str, require_str_list, validate_dataset
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.rows import read_jsonl, require_str, require_str_list
+from harness.splits import apply_limit, validate_dataset
 from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
 
 SPLITS = ("train", "dev", "test")

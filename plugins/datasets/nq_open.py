@@ -12,9 +12,9 @@ NQ-open.train.jsonl / NQ-open.dev.jsonl, next to the corpus.
 
 from __future__ import annotations
 
-from harness.datautil import (UpstreamSplit, require_answers, require_str, split_files, train_dev_test,
-                              upstream_rows, validate_dataset)
 from harness.hookspecs import hookimpl
+from harness.rows import UpstreamSplit, require_answers, require_str, split_files, upstream_rows
+from harness.splits import train_dev_test, validate_dataset
 from harness.types import DatasetOptions, DatasetSpec, RagDataset, RagExample
 
 HUB_ID = "google-research-datasets/nq_open"

@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from harness.datautil import (UpstreamSplit, apply_limit, require_answers, require_id, require_str, split_files,
-                              stable_split, upstream_rows, validate_dataset)
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.rows import UpstreamSplit, require_answers, require_id, require_str, split_files, upstream_rows
+from harness.splits import apply_limit, stable_split, validate_dataset
 from harness.types import DatasetOptions, DatasetSpec, RagDataset, RagExample
 
 HUB_ID = "akariasai/PopQA"

@@ -16,10 +16,10 @@ import hashlib
 import re
 from pathlib import Path
 
-from harness.datautil import (UpstreamSplit, chunk_words, require_dict, require_id, require_str, split_files,
-                              train_dev_test, upstream_rows, validate_dataset)
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.rows import UpstreamSplit, require_dict, require_id, require_str, split_files, upstream_rows
+from harness.splits import chunk_words, train_dev_test, validate_dataset
 from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
 
 HUB_ID = "rajpurkar/squad"

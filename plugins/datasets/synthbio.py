@@ -39,9 +39,9 @@ from dataclasses import asdict, dataclass
 from functools import cache
 
 from harness.config import cache_dir
-from harness.datautil import apply_limit, validate_dataset
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.splits import apply_limit, validate_dataset
 from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
 
 GENERATOR_VERSION = 1  # bump when the generated text changes: it is part of the cache key

@@ -18,10 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datautil import (UpstreamSplit, require_answers, require_dict, require_id, require_str, split_files,
-                              train_dev_test, upstream_rows, validate_dataset)
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.rows import (
+    UpstreamSplit,
+    require_answers,
+    require_dict,
+    require_id,
+    require_str,
+    split_files,
+    upstream_rows,
+)
+from harness.splits import train_dev_test, validate_dataset
 from harness.types import DatasetOptions, DatasetSpec, RagDataset, RagExample
 
 HUB_ID = "mandarjoshi/trivia_qa"

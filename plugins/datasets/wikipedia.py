@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datautil import apply_limit, validate_dataset
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
+from harness.splits import apply_limit, validate_dataset
 from harness.types import DatasetOptions, DatasetSpec, RagDataset
 
 SPLITS = ("train", "dev", "test")

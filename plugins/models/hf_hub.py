@@ -7,7 +7,7 @@ holding them). Loading is safetensors-only with `trust_remote_code` off.
 from pathlib import Path
 
 from harness.hookspecs import hookimpl
-from harness.modelutil import load_causal_lm, load_sentence_transformer
+from harness.model_loading import load_causal_lm, load_sentence_transformer
 from harness.types import EmbedderSpec, GeneratorSpec
 
 PAPER_EMBEDDERS = {"mpnet": "sentence-transformers/all-mpnet-base-v2"}

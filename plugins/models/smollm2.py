@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.config import cache_dir
 from harness.hookspecs import hookimpl
-from harness.modelutil import load_causal_lm, package_dir
+from harness.model_loading import load_causal_lm, package_dir
 from harness.progress import phase
 from harness.types import GeneratorSpec, ModelOptions
 

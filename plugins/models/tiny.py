@@ -14,8 +14,8 @@ from pathlib import Path
 
 from harness.config import cache_dir
 from harness.hookspecs import hookimpl
-from harness.modelutil import load_causal_lm, load_sentence_transformer
-from harness.types import EmbedderSpec, GeneratorSpec, ModelOptions
+from harness.model_loading import load_causal_lm, load_sentence_transformer
+from harness.types import EmbedderSpec, GeneratorSpec
 
 VERSION = "v1"
 _TRAINING_TEXT = (

@@ -40,11 +40,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.artifacts import save_embedder
 from harness.hookspecs import hookimpl
+from harness.likelihoods import indexed_passage_vectors
 from harness.retrieval import encode_with_grad
 from harness.training import (
-    StepMeter, encoder_token_count, epoch_batches, gold_passage, linear_schedule, save_embedder,
-    steps_per_run, strategy_default, unfreeze,
+    StepMeter,
+    encoder_token_count,
+    epoch_batches,
+    gold_passage,
+    linear_schedule,
+    steps_per_run,
+    strategy_default,
+    unfreeze,
 )
 
 DEFAULT_EMBED_LR = 1e-5
@@ -187,8 +195,7 @@ def train_embedder(ctx, embed_lr: float, options: EmbedOptions, desc: str = "ft_
 
 def indexed_vectors(pipeline, passage_ids: list[str]) -> torch.Tensor:
     """The frozen indexed vectors of these passages: (B, D)."""
-    rows = [pipeline.corpus.row_of(i) for i in passage_ids]
-    return torch.from_numpy(np.ascontiguousarray(pipeline.index.vectors[rows], dtype=np.float32))
+    return indexed_passage_vectors(pipeline, np.array([pipeline.corpus.row_of(i) for i in passage_ids]))
 
 
 def finish_embedder(ctx, options: EmbedOptions) -> None:

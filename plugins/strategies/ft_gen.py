@@ -25,10 +25,20 @@ from __future__ import annotations
 
 import torch
 
+from harness.artifacts import save_adapter
 from harness.hookspecs import hookimpl
+from harness.likelihoods import retrieve_rows
+from harness.lora import prepare_generator_for_lora
 from harness.training import (
-    StepMeter, effective_k, epoch_batches, generator_token_count, gold_answer, linear_schedule,
-    prepare_generator_for_lora, retrieve_rows, save_adapter, steps_per_run, strategy_default, trainable,
+    StepMeter,
+    effective_k,
+    epoch_batches,
+    generator_token_count,
+    gold_answer,
+    linear_schedule,
+    steps_per_run,
+    strategy_default,
+    trainable,
 )
 
 DEFAULT_GEN_LR = 1e-3

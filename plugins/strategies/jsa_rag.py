@@ -51,14 +51,21 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from harness.artifacts import save_adapter, save_embedder, save_passage_tower
 from harness.hookspecs import hookimpl
-from harness.reindex import (
-    REFRESH_MODES, IndexRefresher, passage_vectors_with_grad, save_passage_tower, separate_passage_tower,
-)
+from harness.likelihoods import indexed_passage_vectors, passage_vectors_with_grad, retrieve_rows
+from harness.lora import prepare_generator_for_lora
+from harness.refresh import REFRESH_MODES, IndexRefresher, separate_passage_tower
 from harness.retrieval import encode_with_grad
 from harness.training import (
-    StepMeter, encoder_token_count, epoch_batches, generator_token_count, gold_answer, linear_schedule,
-    prepare_generator_for_lora, retrieve_rows, save_adapter, save_embedder, steps_per_run, strategy_default,
+    StepMeter,
+    encoder_token_count,
+    epoch_batches,
+    generator_token_count,
+    gold_answer,
+    linear_schedule,
+    steps_per_run,
+    strategy_default,
     unfreeze,
 )
 
@@ -263,8 +270,7 @@ def candidate_vectors(pipeline, rows: np.ndarray, passages, passage_tower) -> to
     """d_h for every candidate: (B, H, D), indexed (frozen) or re-encoded by E_p with grad."""
     if passage_tower is not None:
         return passage_vectors_with_grad(passage_tower, passages)
-    vectors = np.asarray(pipeline.index.vectors[rows.reshape(-1)]).reshape(*rows.shape, -1)
-    return torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    return indexed_passage_vectors(pipeline, rows)
 
 
 def jsa_step(ctx, models: JsaModels, batch, chains: dict, options: JsaOptions, rng: torch.Generator):

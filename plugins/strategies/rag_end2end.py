@@ -20,7 +20,7 @@ and one backward updates E_q, E_p (both in full) and the generator's LoRA adapte
 copy of the embedder (so the cached corpus index is exact at step 0) and becomes
 `pipeline.passage_encoder`.
 
-Re-indexing (harness/reindex.py). Once E_p moves, the indexed corpus vectors are stale. Every
+Re-indexing (harness/refresh.py). Once E_p moves, the indexed corpus vectors are stale. Every
 `refresh_every` steps the loop snapshots E_p (deep copy, eval, no grad) and a worker thread re-encodes
 the corpus and builds a new index while training continues; the loop swaps it in at the first step
 boundary after it is ready, never mid-step. Stored: index refreshes and their seconds (cost metrics),
@@ -52,15 +52,26 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness.artifacts import save_adapter, save_embedder, save_passage_tower
 from harness.hookspecs import hookimpl
-from harness.reindex import (
-    REFRESH_MODES, IndexRefresher, passage_vectors_with_grad, save_passage_tower, separate_passage_tower,
-)
+from harness.likelihoods import passage_answer_log_probs, passage_vectors_with_grad, retrieval_log_probs, retrieve_rows
+from harness.lora import prepare_generator_for_lora
+from harness.refresh import REFRESH_MODES, IndexRefresher, separate_passage_tower
 from harness.training import (
-    StepMeter, backward_in_chunks, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
-    linear_schedule, passage_answer_log_probs, prepare_generator_for_lora, rag_sequence_loss, rag_token_loss,
-    retrieval_log_probs, retrieve_rows, save_adapter, save_embedder, steps_per_run, strategy_default, unfreeze,
+    StepMeter,
+    backward_in_chunks,
+    effective_k,
+    encoder_token_count,
+    epoch_batches,
+    generator_token_count,
+    gold_answer,
+    linear_schedule,
+    steps_per_run,
+    strategy_default,
+    unfreeze,
 )
+from plugins.strategies.rag_sequence import rag_sequence_loss
+from plugins.strategies.rag_token import rag_token_loss
 
 DEFAULT_EMBED_LR = 1e-5
 DEFAULT_GEN_LR = 1e-3

@@ -18,9 +18,19 @@ the same, and live in `rag_token.train_rag`: 1) retrieve with the current E_q, 2
 with grad, 3) per-passage answer likelihoods (B, k, T), 4) this loss, 5) one AdamW step on both groups.
 """
 
+import torch
+
 from harness.hookspecs import hookimpl
-from harness.training import rag_sequence_loss
 from plugins.strategies.rag_token import LAWTON, LEWIS, RagOptions, fit_jointly
+
+
+def rag_sequence_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L = −log Σ_z p_η(z|x) p_θ(y|x,z), averaged over the batch.
+
+    log_pz (B, k); token_lp, mask (B, k, T). In log space: −logsumexp_z(log p_η(z|x) + Σ_t log p_θ(y_t|x,z,y_<t)).
+    """
+    seq_lp = (token_lp * mask).sum(-1)  # (B, k)
+    return -torch.logsumexp(log_pz + seq_lp, dim=-1).mean()
 
 
 class RagSequence:

@@ -34,12 +34,23 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness.artifacts import save_adapter, save_embedder
 from harness.hookspecs import hookimpl
+from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieval_log_probs, retrieve_rows
+from harness.lora import prepare_generator_for_lora
 from harness.training import (
-    StepMeter, backward_in_chunks, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
-    indexed_passage_vectors, linear_schedule, passage_answer_log_probs, prepare_generator_for_lora,
-    rag_token_loss, retrieval_log_probs, retrieve_rows, save_adapter, save_embedder, steps_per_run,
-    strategy_default, trainable, unfreeze,
+    StepMeter,
+    backward_in_chunks,
+    effective_k,
+    encoder_token_count,
+    epoch_batches,
+    generator_token_count,
+    gold_answer,
+    linear_schedule,
+    steps_per_run,
+    strategy_default,
+    trainable,
+    unfreeze,
 )
 
 DEFAULT_EMBED_LR = 1e-6
@@ -52,6 +63,16 @@ LEWIS = """@inproceedings{lewis2020retrieval,
   author={Lewis, Patrick and Perez, Ethan and Piktus, Aleksandra and others}, booktitle={NeurIPS}, year={2020}}"""
 
 RagLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def rag_token_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L = −Σ_t log Σ_z p_η(z|x) p_θ(y_t|x,z,y_<t), averaged over the batch.
+
+    The mixture is taken per token: logsumexp over k of (log p_η(z|x) + log p_θ(y_t|…)), then summed over
+    the answer's real tokens.
+    """
+    per_token = torch.logsumexp(log_pz[:, :, None] + token_lp, dim=1)  # (B, T)
+    return -(per_token * mask[:, 0, :]).sum(-1).mean()
 
 
 @dataclass

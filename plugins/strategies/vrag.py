@@ -30,14 +30,26 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness.artifacts import save_adapter, save_embedder
 from harness.hookspecs import hookimpl
+from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieve_rows
+from harness.lora import prepare_generator_for_lora
 from harness.retrieval import encode_with_grad
 from harness.training import (
-    StepMeter, backward_in_chunks, effective_k, encoder_token_count, epoch_batches, generator_token_count, gold_answer,
-    indexed_passage_vectors, linear_schedule, passage_answer_log_probs, prepare_generator_for_lora, retrieve_rows,
-    save_adapter, save_embedder, steps_per_run, strategy_default, unfreeze,
+    StepMeter,
+    backward_in_chunks,
+    effective_k,
+    encoder_token_count,
+    epoch_batches,
+    generator_token_count,
+    gold_answer,
+    linear_schedule,
+    steps_per_run,
+    strategy_default,
+    unfreeze,
 )
-from plugins.strategies.jsa_rag import CITATION as JSA_CITATION, make_posterior_retriever, posterior_text
+from plugins.strategies.jsa_rag import CITATION as JSA_CITATION
+from plugins.strategies.jsa_rag import make_posterior_retriever, posterior_text
 
 DEFAULT_EMBED_LR = 1e-5
 DEFAULT_GEN_LR = 1e-3

@@ -190,7 +190,7 @@ def test_failing_strategy_is_stored_failed_and_named(clean_plugins, tiny_data, t
 
 
 def test_corpus_limit_keeps_first_passages_and_gold_ones(tiny_data, tiny_data_unlabelled):
-    from harness.datautil import limit_corpus
+    from harness.splits import limit_corpus
     from harness.types import DatasetOptions
     from plugins.datasets.local import load
 

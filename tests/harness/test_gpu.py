@@ -9,8 +9,17 @@ import torch
 
 from harness.errors import UserError
 from harness.gpu import (
-    DecoderShape, DeviceCaps, attention_implementation, check_index_device, generation_batch_size, generator_dtype,
-    mfu, peak_flops, probe, sequence_bytes, training_quantization,
+    DecoderShape,
+    DeviceCaps,
+    attention_implementation,
+    check_index_device,
+    generation_batch_size,
+    generator_dtype,
+    mfu,
+    peak_flops,
+    probe,
+    sequence_bytes,
+    training_quantization,
 )
 from tests.conftest import tiny_run_args
 
@@ -100,8 +109,9 @@ def test_index_device_cuda_without_a_gpu_is_one_line_exit_2_from_the_real_cli(ti
     lines = result.stderr.strip().splitlines()
     assert lines == ["error: --index-device cuda needs a CUDA GPU and torch sees none (torch.cuda.is_available() "
                      "is False); use --index-device cpu"], result.stderr
-    from harness.store import Store
     import os
+
+    from harness.store import Store
 
     assert Store(os.environ["HARNESS_DB"]).query("SELECT id FROM runs") == []  # refused before anything is stored
 
@@ -139,7 +149,7 @@ def test_decoder_shape_from_a_real_config():
 
 def test_generation_batch_on_the_cpu_stays_eight():
     from harness.generation import Generator
-    from harness.modelutil import load_causal_lm
+    from harness.model_loading import load_causal_lm
     from plugins.models.tiny import tiny_llama_dir
 
     generator = Generator(*load_causal_lm(str(tiny_llama_dir()), "cpu"))
@@ -178,8 +188,8 @@ def test_no_mfu_on_the_cpu_without_a_peak(tiny_data):
 
 def test_gradient_checkpointing_gives_the_same_lora_gradients():
     from harness.generation import Generator
-    from harness.modelutil import load_causal_lm
-    from harness.training import add_lora
+    from harness.lora import add_lora
+    from harness.model_loading import load_causal_lm
     from plugins.models.tiny import tiny_llama_dir
 
     grads, folder = [], str(tiny_llama_dir())  # built (seeded) before the loop: LoRA's init draws the same numbers
@@ -233,7 +243,7 @@ def test_bad_gpu_options_are_one_line_exit_2(tiny_data, capsys, bad, message):
 # -- the CUDA paths: run wherever a GPU exists --------------------------------------------------------
 @cuda
 def test_generator_loads_in_bf16_with_sdpa_on_cuda():
-    from harness.modelutil import load_causal_lm
+    from harness.model_loading import load_causal_lm
     from plugins.models.tiny import tiny_llama_dir
 
     model, _ = load_causal_lm(str(tiny_llama_dir()), "cuda")
@@ -245,7 +255,7 @@ def test_generator_loads_in_bf16_with_sdpa_on_cuda():
 @cuda
 def test_generation_batch_on_cuda_is_sized_by_memory():
     from harness.generation import Generator
-    from harness.modelutil import load_causal_lm
+    from harness.model_loading import load_causal_lm
     from plugins.models.tiny import tiny_llama_dir
 
     generator = Generator(*load_causal_lm(str(tiny_llama_dir()), "cuda"))

@@ -68,7 +68,7 @@ def hub_named_tiny_llama(clean_plugins, tmp_path, monkeypatch):
     """`tiny-llama-hub`: the tiny Llama registered under the hub id `harness-test/tiny-llama`, and that repo in a
     Hugging Face cache laid out as the hub client writes it (refs/main -> snapshots/<commit>/)."""
     from harness.hookspecs import hookimpl
-    from harness.modelutil import load_causal_lm
+    from harness.model_loading import load_causal_lm
     from harness.types import GeneratorSpec
     from plugins.models.tiny import tiny_llama_dir
 

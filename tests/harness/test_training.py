@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from harness.generation import Generator
-from harness.modelutil import load_causal_lm
-from harness.training import passage_answer_log_probs, rag_sequence_loss, rag_token_loss
+from harness.likelihoods import passage_answer_log_probs
+from harness.model_loading import load_causal_lm
 from harness.types import Passage
 from plugins.models.tiny import tiny_llama_dir
+from plugins.strategies.rag_sequence import rag_sequence_loss
+from plugins.strategies.rag_token import rag_token_loss
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.generation import Generator
-from harness.modelutil import load_causal_lm
+from harness.model_loading import load_causal_lm
 from harness.store import Store
 from harness.training import snapshot
 from harness.types import Passage

@@ -9,8 +9,17 @@ import pytest
 import torch
 
 from plugins.strategies.jsa_rag import (
-    JsaModels, JsaOptions, acceptance_probability, candidate_rows, draw_proposals, jsa_loss, jsa_step,
-    m_step_backward, make_posterior_retriever, metropolis_independence_chain, sample_frequencies,
+    JsaModels,
+    JsaOptions,
+    acceptance_probability,
+    candidate_rows,
+    draw_proposals,
+    jsa_loss,
+    jsa_step,
+    m_step_backward,
+    make_posterior_retriever,
+    metropolis_independence_chain,
+    sample_frequencies,
 )
 from tests.conftest import run_cli, tiny_run_args
 
@@ -186,7 +195,8 @@ def grad_norm(module: torch.nn.Module) -> float:
 
 
 def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny_data):
-    from harness.training import prepare_generator_for_lora, unfreeze
+    from harness.lora import prepare_generator_for_lora
+    from harness.training import unfreeze
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "jsa_rag")
     generator = prepare_generator_for_lora(ctx)
@@ -212,7 +222,8 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
 
 
 def test_persistent_chain_starts_from_the_cached_sample(tmp_path, tiny_data):
-    from harness.training import prepare_generator_for_lora, retrieve_rows
+    from harness.likelihoods import retrieve_rows
+    from harness.lora import prepare_generator_for_lora
     from plugins.strategies.jsa_rag import posterior_text
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "jsa_rag")

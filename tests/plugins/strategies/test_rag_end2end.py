@@ -8,9 +8,8 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
-from harness import reindex
+from harness import refresh as refresh_module
 from plugins.strategies import rag_end2end
 from plugins.strategies.rag_end2end import End2EndOptions, RagEnd2End, end2end_step
 from tests.conftest import run_cli, tiny_run_args
@@ -30,8 +29,10 @@ def only_run(store) -> dict:
 
 
 def test_one_step_sends_gradient_through_both_towers_and_the_generator(tmp_path, tiny_data):
-    from harness.reindex import separate_passage_tower
-    from harness.training import prepare_generator_for_lora, rag_token_loss, unfreeze
+    from harness.lora import prepare_generator_for_lora
+    from harness.refresh import separate_passage_tower
+    from harness.training import unfreeze
+    from plugins.strategies.rag_token import rag_token_loss
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end")
     generator = prepare_generator_for_lora(ctx)
@@ -46,8 +47,10 @@ def test_one_step_sends_gradient_through_both_towers_and_the_generator(tmp_path,
 
 
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
-    from harness.reindex import separate_passage_tower
-    from harness.training import prepare_generator_for_lora, rag_token_loss, unfreeze
+    from harness.lora import prepare_generator_for_lora
+    from harness.refresh import separate_passage_tower
+    from harness.training import unfreeze
+    from plugins.strategies.rag_token import rag_token_loss
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end")
     prepare_generator_for_lora(ctx)
@@ -118,7 +121,7 @@ def test_background_worker_failure_fails_the_run(tiny_data, store, monkeypatch):
     def broken_encoder(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access")
 
-    monkeypatch.setattr(reindex, "encode_texts", broken_encoder)
+    monkeypatch.setattr(refresh_module, "encode_texts", broken_encoder)
     code = run_cli(tiny_run_args(tiny_data, "rag_end2end", *FAST, "--set", "refresh_every=1",
                                  "--set", "final_refresh=false"))
     assert code != 0
@@ -129,7 +132,7 @@ def test_background_worker_failure_fails_the_run(tiny_data, store, monkeypatch):
 
 def test_ctrl_c_during_a_background_refresh_is_stored_as_interrupted(tiny_data, store, monkeypatch):
     release = threading.Event()
-    real_encode = reindex.encode_texts
+    real_encode = refresh_module.encode_texts
 
     def slow_encoder(*args, **kwargs):
         release.wait(10)
@@ -149,7 +152,7 @@ def test_ctrl_c_during_a_background_refresh_is_stored_as_interrupted(tiny_data, 
             interrupted()
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(reindex, "encode_texts", slow_encoder)
+    monkeypatch.setattr(refresh_module, "encode_texts", slow_encoder)
     monkeypatch.setattr(rag_end2end, "end2end_step", step_then_ctrl_c)
     start = time.monotonic()
     args = tiny_run_args(tiny_data, "rag_end2end", *FAST, "--set", "refresh_every=1", "--set", "micro_batch=0")

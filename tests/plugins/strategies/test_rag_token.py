@@ -4,10 +4,15 @@ adapters, and nowhere else; the two losses differ as they should; both artifacts
 import pytest
 import torch
 
-from harness.training import rag_sequence_loss, rag_token_loss, snapshot
+from harness.training import snapshot
 from plugins.strategies import rag_token
+from plugins.strategies.rag_sequence import rag_sequence_loss
+from plugins.strategies.rag_token import rag_token_loss
 from tests.plugins.strategies._tiny import (
-    assert_micro_batches_match, changed, encoder_trainable_names, tiny_context,
+    assert_micro_batches_match,
+    changed,
+    encoder_trainable_names,
+    tiny_context,
 )
 
 
@@ -45,8 +50,13 @@ def test_gradients_reach_the_query_tower_and_the_adapters_only(tmp_path, tiny_da
 
 def test_the_query_tower_gets_its_gradient_through_the_retrieval_distribution(tmp_path, tiny_data):
     """One step by hand: the tower's gradient is non-zero, and zero if p(z|x) is detached."""
-    from harness.training import (gold_answer, indexed_passage_vectors, passage_answer_log_probs,
-                                  retrieval_log_probs, retrieve_rows)
+    from harness.likelihoods import (
+        indexed_passage_vectors,
+        passage_answer_log_probs,
+        retrieval_log_probs,
+        retrieve_rows,
+    )
+    from harness.training import gold_answer
 
     ctx, _ = tiny_context(tmp_path, tiny_data, "rag_token")
     pipeline, batch = ctx.pipeline, ctx.train[:3]
@@ -78,7 +88,8 @@ def test_token_and_sequence_marginals_differ_on_multi_token_answers():
 @pytest.mark.parametrize("loss_fn", [rag_token_loss, rag_sequence_loss])
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data, loss_fn):
     """One question at a time (the default) and the whole batch at once: the same loss and gradient."""
-    from harness.training import backward_in_chunks, prepare_generator_for_lora, unfreeze
+    from harness.lora import prepare_generator_for_lora
+    from harness.training import backward_in_chunks, unfreeze
 
     ctx, _ = tiny_context(tmp_path, tiny_data, "rag_token")
     prepare_generator_for_lora(ctx)

@@ -35,7 +35,8 @@ def test_kl_vanishes_when_posterior_equals_prior():
 
 
 def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny_data):
-    from harness.training import prepare_generator_for_lora, unfreeze
+    from harness.lora import prepare_generator_for_lora
+    from harness.training import unfreeze
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "vrag")
     generator = prepare_generator_for_lora(ctx)
@@ -54,7 +55,8 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
 
 
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
-    from harness.training import prepare_generator_for_lora, unfreeze
+    from harness.lora import prepare_generator_for_lora
+    from harness.training import unfreeze
     from plugins.strategies.vrag import VragOptions, accumulate_gradients
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "vrag")

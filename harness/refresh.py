@@ -30,20 +30,16 @@ bench/bench_refresh.py.
 from __future__ import annotations
 
 import copy
-import json
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from harness.progress import progress
-from harness.retrieval import (
-    IndexParams, PassageIndex, embedding_dimension, encode_texts, encode_with_grad, index_params,
-)
-from harness.types import Corpus, Passage
+from harness.retrieval import IndexParams, PassageIndex, embedding_dimension, encode_texts, index_params
+from harness.types import Corpus
 
 REFRESH_MODES = ("background", "sync")
 JOIN_SECONDS = 30.0
@@ -83,30 +79,6 @@ def separate_passage_tower(pipeline) -> torch.nn.Module:
     return pipeline.passage_encoder
 
 
-def passage_vectors_with_grad(passage_encoder, passages: Sequence[Sequence[Passage]]) -> torch.Tensor:
-    """E_p(z) for each question's candidates, re-encoded with the autograd graph kept: (B, k, D).
-
-    Every row must hold the same number of passages (pad with any passage and mask the scores).
-    """
-    B, k = len(passages), len(passages[0])
-    flat = [z.as_text() for zs in passages for z in zs]
-    return encode_with_grad(passage_encoder, flat).view(B, k, -1)
-
-
-def save_passage_tower(ctx, encoder) -> None:
-    """The trained passage tower E_p as the run's `passage_embedder` artifact (sentence-transformers folder).
-
-    The evaluated index is the corpus encoded by this tower: reloading a run re-encodes the corpus with it.
-    """
-    from harness.training import ARTIFACT_NOTE
-
-    def save(folder):
-        encoder.save(str(folder))
-        (folder / ARTIFACT_NOTE).write_text(json.dumps({"kind": "passage_embedder", "reindexed": True}))
-
-    ctx.save_artifact("passage_embedder", save)
-
-
 def snapshot_tower(encoder) -> torch.nn.Module:
     """A frozen copy of a tower: what the worker encodes with while training updates the original."""
     frozen = copy.deepcopy(encoder)
@@ -118,7 +90,7 @@ def snapshot_tower(encoder) -> torch.nn.Module:
 
 
 # -- the worker -----------------------------------------------------------------------------------
-class Reindexer:
+class RefreshWorker:
     """Re-encodes `corpus` with a snapshot of a tower and builds a new index, in a thread or inline.
 
     At most one refresh is in flight. `request` snapshots the tower and starts one; `poll` returns the
@@ -186,7 +158,7 @@ class Reindexer:
         """Stop any worker without raising: the cleanup path of an error or Ctrl-C."""
         self.cancel()
 
-    def __enter__(self) -> "Reindexer":
+    def __enter__(self) -> "RefreshWorker":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -240,7 +212,7 @@ class IndexRefresher:
         if every < 0:
             raise ValueError(f"refresh_every must be >= 0 (0 = only the final refresh), got {every}")
         self.ctx, self.encoder, self.every = ctx, passage_encoder, every
-        self.reindexer = Reindexer(ctx.dataset.corpus, mode, index_params(ctx.config), batch_size=batch_size)
+        self.worker = RefreshWorker(ctx.dataset.corpus, mode, index_params(ctx.config), batch_size=batch_size)
         self.last_request = 0
         self.installed_step = 0  # the step whose weights built the index in use (0 = the base embedder)
         self.staleness: list[int] = []
@@ -249,12 +221,12 @@ class IndexRefresher:
     def between_steps(self, step: int) -> None:
         """Call after step `step` (optimizer stepped) and before the next one reads the index."""
         waited = time.perf_counter()
-        if (refresh := self.reindexer.poll()) is not None:
+        if (refresh := self.worker.poll()) is not None:
             self._install(refresh, step)
-        if self.every and step - self.last_request >= self.every and not self.reindexer.in_flight:
-            self.reindexer.request(self.encoder, step)
+        if self.every and step - self.last_request >= self.every and not self.worker.in_flight:
+            self.worker.request(self.encoder, step)
             self.last_request = step
-            if (refresh := self.reindexer.poll()) is not None:  # sync mode: done already
+            if (refresh := self.worker.poll()) is not None:  # sync mode: done already
                 self._install(refresh, step)
         self.wait_seconds += time.perf_counter() - waited  # background: the snapshot copy only
 
@@ -266,12 +238,12 @@ class IndexRefresher:
         index is not yet the final E_p's, the final E_p re-indexes now, in the training thread.
         """
         waited = time.perf_counter()
-        if self.reindexer.in_flight and (wait_in_flight or self.reindexer.requested_step == step):
-            self._install(self.reindexer.wait(), step)
-        elif self.reindexer.in_flight and (error := self.reindexer.cancel()) is not None:
+        if self.worker.in_flight and (wait_in_flight or self.worker.requested_step == step):
+            self._install(self.worker.wait(), step)
+        elif self.worker.in_flight and (error := self.worker.cancel()) is not None:
             raise refresh_failed(error) from error
         if final_refresh and self.installed_step != step:
-            sync = Reindexer(self.ctx.dataset.corpus, "sync", self.reindexer.params, batch_size=self.reindexer.batch_size)
+            sync = RefreshWorker(self.ctx.dataset.corpus, "sync", self.worker.params, batch_size=self.worker.batch_size)
             sync.request(self.encoder, step)
             self._install(sync.poll(), step)
         self.wait_seconds += time.perf_counter() - waited
@@ -281,7 +253,7 @@ class IndexRefresher:
         self.ctx.log(step, **summary)
 
     def close(self) -> None:
-        self.reindexer.close()
+        self.worker.close()
 
     def _install(self, refresh: Refresh | None, step: int) -> None:
         if refresh is None:

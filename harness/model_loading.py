@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.optional import require_installed
 
 
 def package_dir(package: str, install_hint: str) -> Path:
@@ -50,8 +51,7 @@ def load_causal_lm(path_or_id: str, device: str, quantize: str | None = None):
 
 def bnb_4bit_config(compute_dtype):
     """QLoRA's 4-bit NF4 with double quantization; bitsandbytes is imported lazily with a clear error."""
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise UserError("--quantize 4bit needs bitsandbytes: pip install 'rag-harness[gpu]'")
+    require_installed("bitsandbytes", "--quantize 4bit", extra="gpu")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(

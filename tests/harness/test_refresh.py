@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness import reindex
-from harness.reindex import IndexRefresher, Reindexer, RefreshFailed, separate_passage_tower
+from harness import refresh as refresh_module
+from harness.refresh import IndexRefresher, RefreshFailed, RefreshWorker, separate_passage_tower
 from harness.retrieval import PassageIndex, encode_corpus
 from harness.types import Corpus, Passage
 from tests.conftest import TINY_CORPUS
@@ -69,60 +69,60 @@ def test_refresh_encodes_with_a_snapshot_taken_at_request(corpus, tower, mode):
     perturb(tower, seed=1)
     expected = encode_corpus(tower, corpus)
     assert not np.allclose(base, expected)  # the perturbation changes the vectors
-    reindexer = Reindexer(corpus, mode, batch_size=3)
-    assert reindexer.request(tower, step=4)
+    worker = RefreshWorker(corpus, mode, batch_size=3)
+    assert worker.request(tower, step=4)
     perturb(tower, seed=2)  # training goes on while the worker encodes
-    refresh = reindexer.wait()
+    refresh = worker.wait()
     assert refresh.snapshot_step == 4 and refresh.seconds > 0
     np.testing.assert_allclose(refresh.index.vectors, expected, atol=1e-5)
     assert len(refresh.index) == len(corpus)
 
 
 def test_result_is_only_installed_when_the_loop_polls(corpus, tower, monkeypatch):
-    gate = Gate(reindex.encode_texts)
-    monkeypatch.setattr(reindex, "encode_texts", gate)
-    reindexer = Reindexer(corpus, "background", batch_size=5)
-    reindexer.request(tower, step=1)
+    gate = Gate(refresh_module.encode_texts)
+    monkeypatch.setattr(refresh_module, "encode_texts", gate)
+    worker = RefreshWorker(corpus, "background", batch_size=5)
+    worker.request(tower, step=1)
     assert gate.entered.wait(5)
-    assert reindexer.in_flight and reindexer.poll() is None  # still encoding: nothing to swap
-    assert not reindexer.request(tower, step=2)  # one refresh at a time
+    assert worker.in_flight and worker.poll() is None  # still encoding: nothing to swap
+    assert not worker.request(tower, step=2)  # one refresh at a time
     gate.release.set()
-    refresh = reindexer.wait()
+    refresh = worker.wait()
     assert isinstance(refresh.index, PassageIndex) and len(refresh.index) == len(corpus)
-    assert not reindexer.in_flight and reindexer.poll() is None  # handed out once
+    assert not worker.in_flight and worker.poll() is None  # handed out once
     assert not reindex_threads()
 
 
 def test_worker_failure_is_raised_in_the_training_thread(corpus, tower, monkeypatch):
-    monkeypatch.setattr(reindex, "encode_texts", Gate(reindex.encode_texts, fail=True, released=True))
-    reindexer = Reindexer(corpus, "background")
-    reindexer.request(tower, step=3)
+    monkeypatch.setattr(refresh_module, "encode_texts", Gate(refresh_module.encode_texts, fail=True, released=True))
+    worker = RefreshWorker(corpus, "background")
+    worker.request(tower, step=3)
     deadline = time.monotonic() + 10
     with pytest.raises(RefreshFailed, match="ValueError: disk full"):
         while time.monotonic() < deadline:
-            reindexer.poll()
+            worker.poll()
             time.sleep(0.01)
-    assert not reindexer.in_flight
+    assert not worker.in_flight
 
 
 def test_sync_failure_raises_at_request(corpus, tower, monkeypatch):
-    monkeypatch.setattr(reindex, "encode_texts", Gate(reindex.encode_texts, fail=True, released=True))
+    monkeypatch.setattr(refresh_module, "encode_texts", Gate(refresh_module.encode_texts, fail=True, released=True))
     with pytest.raises(RefreshFailed, match="disk full"):
-        Reindexer(corpus, "sync").request(tower, step=1)
+        RefreshWorker(corpus, "sync").request(tower, step=1)
 
 
 def test_close_stops_a_running_worker_without_hanging(corpus, tower, monkeypatch):
-    gate = Gate(reindex.encode_texts)
-    monkeypatch.setattr(reindex, "encode_texts", gate)
-    reindexer = Reindexer(corpus, "background", batch_size=1)  # 10 batches: stop is checked between them
-    reindexer.request(tower, step=1)
+    gate = Gate(refresh_module.encode_texts)
+    monkeypatch.setattr(refresh_module, "encode_texts", gate)
+    worker = RefreshWorker(corpus, "background", batch_size=1)  # 10 batches: stop is checked between them
+    worker.request(tower, step=1)
     assert gate.entered.wait(5)
     threading.Timer(0.2, gate.release.set).start()  # the batch in progress finishes, then the worker stops
     start = time.monotonic()
-    reindexer.close()
+    worker.close()
     assert time.monotonic() - start < 5
     assert not reindex_threads() and gate.batches < len(corpus)
-    assert not reindexer.in_flight and reindexer.poll() is None
+    assert not worker.in_flight and worker.poll() is None
 
 
 class FakeContext(SimpleNamespace):
@@ -138,8 +138,8 @@ def fake_context(corpus, tower) -> FakeContext:
 
 
 def test_refresher_swaps_between_steps_and_counts_staleness(corpus, tower, monkeypatch):
-    gate = Gate(reindex.encode_texts)
-    monkeypatch.setattr(reindex, "encode_texts", gate)
+    gate = Gate(refresh_module.encode_texts)
+    monkeypatch.setattr(refresh_module, "encode_texts", gate)
     ctx = fake_context(corpus, tower)
     passage_tower = separate_passage_tower(ctx.pipeline)
     assert passage_tower is not tower and ctx.pipeline.passage_encoder is passage_tower
@@ -147,11 +147,11 @@ def test_refresher_swaps_between_steps_and_counts_staleness(corpus, tower, monke
     refresher = IndexRefresher(ctx, passage_tower, every=2, mode="background")
     try:
         refresher.between_steps(1)
-        assert not refresher.reindexer.in_flight  # not due yet
+        assert not refresher.worker.in_flight  # not due yet
         refresher.between_steps(2)  # due: snapshot at step 2, worker starts
-        assert refresher.reindexer.in_flight and ctx.pipeline.index is original
+        assert refresher.worker.in_flight and ctx.pipeline.index is original
         gate.release.set()
-        refresher.reindexer._thread.join(5)  # the worker is done, but only the loop installs
+        refresher.worker._thread.join(5)  # the worker is done, but only the loop installs
         assert ctx.pipeline.index is original
         refresher.between_steps(3)  # installed at the boundary after step 3: staleness 1
         assert ctx.pipeline.index is not original and ctx.index_refreshes == 1
@@ -170,11 +170,11 @@ def test_refresher_swaps_between_steps_and_counts_staleness(corpus, tower, monke
 def test_finish_cancels_a_stale_refresh_and_reports_its_failure(corpus, tower, monkeypatch):
     ctx = fake_context(corpus, tower)
     refresher = IndexRefresher(ctx, separate_passage_tower(ctx.pipeline), every=1, mode="background")
-    gate = Gate(reindex.encode_texts, fail=True)
-    monkeypatch.setattr(reindex, "encode_texts", gate)
+    gate = Gate(refresh_module.encode_texts, fail=True)
+    monkeypatch.setattr(refresh_module, "encode_texts", gate)
     refresher.between_steps(1)  # the worker blocks in its first batch: nothing to report yet
     gate.release.set()
-    refresher.reindexer._thread.join(5)  # ... and then fails
+    refresher.worker._thread.join(5)  # ... and then fails
     with pytest.raises(RefreshFailed, match="disk full"):
         refresher.finish(2, final_refresh=False)  # never silently dropped
     refresher.close()
@@ -191,4 +191,4 @@ def test_sync_mode_installs_at_once(corpus, tower):
 
 def test_bad_mode_is_rejected(corpus):
     with pytest.raises(ValueError, match="background, sync"):
-        Reindexer(corpus, "eventually")
+        RefreshWorker(corpus, "eventually")
