@@ -473,6 +473,8 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
     chosen = result.selected
     console.print(f"selected run {chosen.run_id}: embed lr {_fmt_lr(chosen.lrs.get('embed_lr'))}, gen lr "
                   f"{_fmt_lr(chosen.lrs.get('gen_lr'))} · test EM {_fmt(chosen.metrics.get('test', {}).get('em'))}")
+    if chosen.run_id:
+        print_where_results_are(store, chosen.run_id)
 
 
 def _fmt_lr(value: float | None) -> str:

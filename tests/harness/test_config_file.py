@@ -125,7 +125,9 @@ def test_grid_config_file_runs_its_cells(tiny_data, tmp_path, capsys):
     assert run_cli(["grid", "--config", str(config)]) == 0
     rates = sorted(json.loads(r["config"])["gen_lr"] for r in db().query("SELECT config FROM runs"))
     assert rates == [1e-4, 1e-3]
-    assert "grid of 2 cells for ft_gen" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "grid of 2 cells for ft_gen" in out
+    assert out.strip().splitlines()[-1].startswith("next: harness show ")  # the selected run, then where to look
     assert run_cli(["grid", "--config", str(config), "--gen-lr", "3e-4"]) == 0  # the flag replaces the file's list
     assert "grid of 1 cells" in capsys.readouterr().out
 
