@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HARNESS := $(VENV)/bin/harness
 MAIN_STRATEGY ?= jsa_rag
 
-.PHONY: install install-test run test test-fast bench clean
+.PHONY: install install-test run test test-fast bench shipped-vectors clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,9 @@ bench: install-test  # about 30 minutes on 2 CPUs; each prints its command, the 
 	$(PY) bench/bench_strategy_cost.py --models small --train 8
 	$(PY) bench/bench_refresh.py
 	$(PY) bench/bench_jsa_cost.py
+
+shipped-vectors: install  # rewrite the float16 vectors of the default corpus the package ships (corpus or MiniLM changed)
+	$(PY) -c "from plugins.datasets.fanoutqa_wiki import write_shipped_vectors as w; print(w())"
 
 clean:
 	rm -rf $(VENV) .pytest_cache harness.duckdb harness-artifacts

