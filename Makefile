@@ -44,7 +44,7 @@ bench: install-test  # about 30 minutes on 2 CPUs; each prints its command, the 
 	$(PY) bench/bench_jsa_cost.py
 
 shipped-vectors: install  # rewrite the float16 vectors of the default corpus the package ships (corpus or MiniLM changed)
-	$(PY) -c "from plugins.datasets.fanoutqa_wiki import write_shipped_vectors as w; print(w())"
+	$(PY) -c "from harness.builtins.datasets.fanoutqa_wiki import write_shipped_vectors as w; print(w())"
 
 clean:
 	rm -rf $(VENV) .pytest_cache harness.duckdb harness-artifacts

@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _machine import header  # noqa: E402
+
 from harness import plugins  # noqa: E402
+from harness.builtins.strategies.ft_embed import DEFAULT_BATCH, EmbedOptions, mnrl_loss, train_embedder  # noqa: E402
 from harness.config import RunConfig  # noqa: E402
 from harness.context import FitContext  # noqa: E402
 from harness.pipeline import RagPipeline  # noqa: E402
@@ -34,7 +36,6 @@ from harness.runner import load_dataset, resolve  # noqa: E402
 from harness.store import Store  # noqa: E402
 from harness.training import epoch_batches, gold_passage, steps_per_run  # noqa: E402
 from harness.types import ModelOptions  # noqa: E402
-from plugins.strategies.ft_embed import DEFAULT_BATCH, EmbedOptions, mnrl_loss, train_embedder  # noqa: E402
 
 LR = 1e-4
 

@@ -20,6 +20,9 @@ import torch
 from _machine import header
 
 from harness import plugins
+from harness.builtins.strategies.jsa_rag import JsaModels, JsaOptions, jsa_step, make_posterior_retriever
+from harness.builtins.strategies.rag_token import rag_token_loss
+from harness.builtins.strategies.vrag import VragOptions, accumulate_gradients
 from harness.config import RunConfig
 from harness.context import FitContext
 from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieval_log_probs, retrieve_rows
@@ -27,9 +30,6 @@ from harness.lora import prepare_generator_for_lora
 from harness.runner import build_pipeline, load_dataset, resolve
 from harness.store import Store
 from harness.training import gold_answer, linear_schedule, unfreeze
-from plugins.strategies.jsa_rag import JsaModels, JsaOptions, jsa_step, make_posterior_retriever
-from plugins.strategies.rag_token import rag_token_loss
-from plugins.strategies.vrag import VragOptions, accumulate_gradients
 
 
 def rag_token_step(ctx, batch, k):

@@ -24,6 +24,7 @@ import torch
 from _machine import header
 
 from harness import plugins
+from harness.builtins.strategies.rag_end2end import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, End2EndOptions, train_end2end
 from harness.config import RunConfig
 from harness.context import FitContext
 from harness.lora import prepare_generator_for_lora
@@ -31,7 +32,6 @@ from harness.refresh import IndexRefresher, separate_passage_tower
 from harness.runner import build_pipeline, load_dataset, resolve
 from harness.store import Store
 from harness.training import unfreeze
-from plugins.strategies.rag_end2end import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, End2EndOptions, train_end2end
 
 
 def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, store: Store, workdir: str) -> dict:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from dashboard import data
+from harness.dashboard import data
 from harness.metrics import metric_info
 from harness.migrations import latest_migration
 

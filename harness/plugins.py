@@ -21,7 +21,9 @@ import pluggy
 from harness import hookspecs
 from harness.errors import PluginError, UserError, unknown_name_error
 
-BUILTIN_PACKAGES = ("plugins.strategies", "plugins.models", "plugins.datasets", "plugins.commands", "plugins.trackers")
+# the repository's plugins/ folder, installed as harness.builtins (one top-level import name in the wheel)
+BUILTIN_PACKAGES = tuple(f"harness.builtins.{kind}" for kind in ("strategies", "models", "datasets", "commands",
+                                                                 "trackers"))
 ENTRY_POINT_GROUP = "harness"
 
 

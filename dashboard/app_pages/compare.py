@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import components, data
+from harness.dashboard import components, data
 
 OUTCOMES = ["only A right", "only B right", "both wrong", "both right"]
 

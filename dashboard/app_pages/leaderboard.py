@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard import components, data
 from harness.config import option_help
+from harness.dashboard import components, data
 
 HELP = option_help()
 

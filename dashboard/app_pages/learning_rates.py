@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data
+from harness.dashboard import components, data
 
 LRS = ("embed_lr", "gen_lr")
 LR_TITLE = {"embed_lr": "embedder LR", "gen_lr": "generator LR"}

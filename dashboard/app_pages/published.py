@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data, published
+from harness.dashboard import components, data, published
 
 NUMBERS = {
     "em": st.column_config.NumberColumn("EM", format="%.1f"),

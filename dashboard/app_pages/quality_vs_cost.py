@@ -3,7 +3,7 @@
 import altair as alt
 import streamlit as st
 
-from dashboard import components, data
+from harness.dashboard import components, data
 
 TOOLTIP = ["strategy", "embedder", "generator", "run_id"]
 

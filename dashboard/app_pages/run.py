@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data
+from harness.dashboard import components, data
 
 
 def pick_run(path: str) -> str | None:

@@ -14,7 +14,7 @@ from harness.hookspecs import hookimpl
 
 def app_path() -> Path:
     """dashboard/streamlit_app.py wherever the package is (also as a namespace in older editable installs)."""
-    import dashboard
+    from harness import dashboard
 
     return next(Path(p) / "streamlit_app.py" for p in dashboard.__path__ if (Path(p) / "streamlit_app.py").is_file())
 

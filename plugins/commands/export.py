@@ -18,11 +18,11 @@ def export_to_trackers(record, names: list[str]) -> list[str]:
     lines = []
     for name in names:
         if name == "mlflow":
-            from plugins.trackers.mlflow_tracker import log_to_mlflow
+            from harness.builtins.trackers.mlflow_tracker import log_to_mlflow
 
             lines.append(f"mlflow: run {log_to_mlflow(record)}")
         else:
-            from plugins.trackers.wandb_tracker import log_to_wandb
+            from harness.builtins.trackers.wandb_tracker import log_to_wandb
 
             lines.append(f"wandb: {log_to_wandb(record)}")
     return lines

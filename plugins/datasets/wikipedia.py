@@ -24,8 +24,8 @@ SPLITS = ("train", "dev", "test")
 
 
 def load(options: DatasetOptions) -> RagDataset:
+    from harness.builtins.datasets.local import read_examples
     from harness.corpus import WIKIPEDIA_HUB_ID, load_wikipedia_corpus
-    from plugins.datasets.local import read_examples
 
     if not options.data_dir:
         raise UserError(

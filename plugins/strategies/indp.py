@@ -22,12 +22,12 @@ Defaults are ft_embed's (lr 1e-5, batch 8) and ft_gen's (lr 1e-3, --batch-size),
 from dataclasses import dataclass
 
 from harness.artifacts import save_adapter
+from harness.builtins.strategies.ft_embed import DEFAULT_EMBED_LR, EmbedOptions, finish_embedder, train_embedder
+from harness.builtins.strategies.ft_gen import DEFAULT_GEN_LR, train_generator
+from harness.builtins.strategies.rag_token import LAWTON
 from harness.hookspecs import hookimpl
 from harness.lora import prepare_generator_for_lora
 from harness.training import strategy_default
-from plugins.strategies.ft_embed import DEFAULT_EMBED_LR, EmbedOptions, finish_embedder, train_embedder
-from plugins.strategies.ft_gen import DEFAULT_GEN_LR, train_generator
-from plugins.strategies.rag_token import LAWTON
 
 
 class Independent:

@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 import torch
 
 from harness.artifacts import save_adapter, save_embedder, save_passage_tower
+from harness.builtins.strategies.rag_sequence import rag_sequence_loss
+from harness.builtins.strategies.rag_token import rag_token_loss
 from harness.hookspecs import hookimpl
 from harness.likelihoods import passage_answer_log_probs, passage_vectors_with_grad, retrieval_log_probs, retrieve_rows
 from harness.lora import prepare_generator_for_lora
@@ -70,8 +72,6 @@ from harness.training import (
     strategy_default,
     unfreeze,
 )
-from plugins.strategies.rag_sequence import rag_sequence_loss
-from plugins.strategies.rag_token import rag_token_loss
 
 DEFAULT_EMBED_LR = 1e-5
 DEFAULT_GEN_LR = 1e-3

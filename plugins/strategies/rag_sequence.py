@@ -20,8 +20,8 @@ with grad, 3) per-passage answer likelihoods (B, k, T), 4) this loss, 5) one Ada
 
 import torch
 
+from harness.builtins.strategies.rag_token import LAWTON, LEWIS, RagOptions, fit_jointly
 from harness.hookspecs import hookimpl
-from plugins.strategies.rag_token import LAWTON, LEWIS, RagOptions, fit_jointly
 
 
 def rag_sequence_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import torch
 
 from harness.artifacts import save_adapter, save_embedder
+from harness.builtins.strategies.jsa_rag import CITATION as JSA_CITATION
+from harness.builtins.strategies.jsa_rag import make_posterior_retriever, posterior_text
 from harness.hookspecs import hookimpl
 from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieve_rows
 from harness.lora import prepare_generator_for_lora
@@ -48,8 +50,6 @@ from harness.training import (
     strategy_default,
     unfreeze,
 )
-from plugins.strategies.jsa_rag import CITATION as JSA_CITATION
-from plugins.strategies.jsa_rag import make_posterior_retriever, posterior_text
 
 DEFAULT_EMBED_LR = 1e-5
 DEFAULT_GEN_LR = 1e-3

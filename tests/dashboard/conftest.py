@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dashboard
+from harness import dashboard
 from harness.evaluation import summarize
 from harness.store import Store
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from plugins.commands import dashboard as command
+from harness.builtins.commands import dashboard as command
 from tests.conftest import run_cli
 
 
@@ -62,5 +62,5 @@ def test_bad_port_is_one_line(exec_calls, capsys):
 
 def test_listed_among_plugins(capsys):
     assert run_cli(["plugins"]) == 0
-    assert "plugins.commands.dashboard" in capsys.readouterr().out
+    assert "harness.builtins.commands.dashboard" in capsys.readouterr().out
     assert os.path.basename(command.app_path()) == "streamlit_app.py"

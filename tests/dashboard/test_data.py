@@ -5,7 +5,7 @@ import hashlib
 import duckdb
 import pytest
 
-from dashboard import data
+from harness.dashboard import data
 from tests.dashboard.conftest import app_test
 
 PAGES = [None, "quality_vs_cost", "run", "compare", "learning_rates", "published"]

@@ -190,9 +190,9 @@ def test_failing_strategy_is_stored_failed_and_named(clean_plugins, tiny_data, t
 
 
 def test_corpus_limit_keeps_first_passages_and_gold_ones(tiny_data, tiny_data_unlabelled):
+    from harness.builtins.datasets.local import load
     from harness.splits import limit_corpus
     from harness.types import DatasetOptions
-    from plugins.datasets.local import load
 
     labelled = limit_corpus(load(DatasetOptions(data_dir=str(tiny_data), limit=1)), 2)
     # first 2 passages + the gold passages of the first train/dev/test example (p0, p6, p8)

@@ -141,16 +141,16 @@ def test_generation_batch_size_by_memory():
 def test_decoder_shape_from_a_real_config():
     from transformers import AutoConfig
 
-    from plugins.models.tiny import tiny_llama_dir
+    from harness.builtins.models.tiny import tiny_llama_dir
 
     shape = DecoderShape.from_config(AutoConfig.from_pretrained(tiny_llama_dir()))
     assert (shape.layers, shape.heads, shape.kv_heads, shape.head_dim, shape.hidden) == (2, 4, 2, 16, 64)
 
 
 def test_generation_batch_on_the_cpu_stays_eight():
+    from harness.builtins.models.tiny import tiny_llama_dir
     from harness.generation import Generator
     from harness.model_loading import load_causal_lm
-    from plugins.models.tiny import tiny_llama_dir
 
     generator = Generator(*load_causal_lm(str(tiny_llama_dir()), "cpu"))
     assert next(generator.model.parameters()).dtype == torch.float32
@@ -187,10 +187,10 @@ def test_no_mfu_on_the_cpu_without_a_peak(tiny_data):
 
 
 def test_gradient_checkpointing_gives_the_same_lora_gradients():
+    from harness.builtins.models.tiny import tiny_llama_dir
     from harness.generation import Generator
     from harness.lora import add_lora
     from harness.model_loading import load_causal_lm
-    from plugins.models.tiny import tiny_llama_dir
 
     grads, folder = [], str(tiny_llama_dir())  # built (seeded) before the loop: LoRA's init draws the same numbers
     for checkpointing in (False, True):
@@ -243,8 +243,8 @@ def test_bad_gpu_options_are_one_line_exit_2(tiny_data, capsys, bad, message):
 # -- the CUDA paths: run wherever a GPU exists --------------------------------------------------------
 @cuda
 def test_generator_loads_in_bf16_with_sdpa_on_cuda():
+    from harness.builtins.models.tiny import tiny_llama_dir
     from harness.model_loading import load_causal_lm
-    from plugins.models.tiny import tiny_llama_dir
 
     model, _ = load_causal_lm(str(tiny_llama_dir()), "cuda")
     assert next(model.parameters()).device.type == "cuda"
@@ -254,9 +254,9 @@ def test_generator_loads_in_bf16_with_sdpa_on_cuda():
 
 @cuda
 def test_generation_batch_on_cuda_is_sized_by_memory():
+    from harness.builtins.models.tiny import tiny_llama_dir
     from harness.generation import Generator
     from harness.model_loading import load_causal_lm
-    from plugins.models.tiny import tiny_llama_dir
 
     generator = Generator(*load_causal_lm(str(tiny_llama_dir()), "cuda"))
     assert generator.batch_size_for(["a question"] * 3, 24) > 8  # a tiny model on any GPU fits more than 8

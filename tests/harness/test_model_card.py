@@ -27,7 +27,7 @@ def finished_run(tiny_data, strategy, *extra) -> tuple[dict, dict[str, Path]]:
 
 def test_adapter_card_says_what_was_trained_how_and_how_well(tiny_data):
     from harness.artifacts import run_artifacts
-    from plugins.strategies.ft_gen import CITATION
+    from harness.builtins.strategies.ft_gen import CITATION
 
     run, artifacts = finished_run(tiny_data, "ft_gen", "--gen-lr", "2e-3")
     card = (artifacts["adapter"] / "README.md").read_text()
@@ -46,7 +46,7 @@ def test_adapter_loads_with_auto_peft_from_its_folder(tiny_data):
     from peft import AutoPeftModelForCausalLM, PeftModel
     from safetensors.torch import load_file
 
-    from plugins.models.tiny import tiny_llama_dir
+    from harness.builtins.models.tiny import tiny_llama_dir
 
     _, artifacts = finished_run(tiny_data, "ft_gen")
     folder = artifacts["adapter"]
@@ -67,10 +67,10 @@ def test_adapter_loads_with_auto_peft_from_its_folder(tiny_data):
 def hub_named_tiny_llama(clean_plugins, tmp_path, monkeypatch):
     """`tiny-llama-hub`: the tiny Llama registered under the hub id `harness-test/tiny-llama`, and that repo in a
     Hugging Face cache laid out as the hub client writes it (refs/main -> snapshots/<commit>/)."""
+    from harness.builtins.models.tiny import tiny_llama_dir
     from harness.hookspecs import hookimpl
     from harness.model_loading import load_causal_lm
     from harness.types import GeneratorSpec
-    from plugins.models.tiny import tiny_llama_dir
 
     class HubNamedTiny:
         @hookimpl
@@ -118,7 +118,7 @@ def test_tuned_embedder_is_a_sentence_transformers_folder_with_its_card(tiny_dat
 
 
 def test_hub_ids_of_the_packaged_and_hub_models(tmp_path):
-    from plugins.models import hf_hub, minilm, smollm2  # noqa: F401
+    from harness.builtins.models import hf_hub, minilm, smollm2  # noqa: F401
 
     assert smollm2.HUB_ID == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert hf_hub.hf_generator("Qwen/Qwen2.5-0.5B").hub_id == "Qwen/Qwen2.5-0.5B"

@@ -36,8 +36,8 @@ def make_distribution(root, dist_name, ep_name, module_name, source):
 
 def test_builtins_register_through_the_manager(clean_plugins):
     names = {p["name"]: p for p in clean_plugins.plugin_info()}
-    assert names["plugins.strategies.no_ft"]["origin"] == "builtin"
-    assert names["plugins.strategies.no_ft"]["hooks"] == ["register_strategies"]
+    assert names["harness.builtins.strategies.no_ft"]["origin"] == "builtin"
+    assert names["harness.builtins.strategies.no_ft"]["hooks"] == ["register_strategies"]
     assert "no_ft" in clean_plugins.strategies().items
     assert {"minilm", "tiny-embedder", "hf:"} <= set(clean_plugins.models()["embedder"].items)
 
@@ -161,8 +161,8 @@ def test_every_hook_has_a_test():
 
 
 def test_register_models_and_register_datasets_hooks(clean_plugins, tiny_data):
+    from harness.builtins.datasets.local import load as load_local
     from harness.types import DatasetOptions, DatasetSpec, EmbedderSpec
-    from plugins.datasets.local import load as load_local
 
     class ModelAndDataPlugin:
         @hookimpl

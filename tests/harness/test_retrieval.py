@@ -36,8 +36,8 @@ def test_approximate_indexes_recall_against_exact(kind, min_recall):
 
 
 def test_index_cache_hits_for_same_weights_and_corpus(monkeypatch, tmp_path):
+    from harness.builtins.models.tiny import tiny_embedder_dir
     from harness.model_loading import load_sentence_transformer
-    from plugins.models.tiny import tiny_embedder_dir
 
     model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")
     corpus = Corpus([Passage(f"p{i}", "t", f"text number {i}") for i in range(20)])
@@ -57,8 +57,8 @@ def test_index_cache_hits_for_same_weights_and_corpus(monkeypatch, tmp_path):
 
 def shipped_setup(tmp_path, monkeypatch):
     """The tiny embedder, a 40-passage corpus with a vectors_dir, and an empty cache."""
+    from harness.builtins.models.tiny import tiny_embedder_dir
     from harness.model_loading import load_sentence_transformer
-    from plugins.models.tiny import tiny_embedder_dir
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")

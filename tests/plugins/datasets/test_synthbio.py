@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness import plugins
+from harness.builtins.datasets.synthbio import QUESTIONS, SynthBioOptions, generate
 from harness.errors import UserError
 from harness.metrics import has_answer
 from harness.types import DatasetOptions
-from plugins.datasets.synthbio import QUESTIONS, SynthBioOptions, generate
 from tests.conftest import run_cli
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from harness.builtins.models.tiny import tiny_embedder_dir, tiny_llama_dir
 from harness.errors import UserError
 from harness.plugins import load_plugins, models
 from harness.types import ModelOptions
-from plugins.models.tiny import tiny_embedder_dir, tiny_llama_dir
 from tests.conftest import run_cli
 
 
@@ -47,7 +47,7 @@ def test_packaged_minilm_gives_real_embeddings():
 
 @pytest.mark.packaged
 def test_smollm2_is_converted_once_and_cached():
-    from plugins.models.smollm2 import converted_dir
+    from harness.builtins.models.smollm2 import converted_dir
 
     folder = converted_dir()
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()

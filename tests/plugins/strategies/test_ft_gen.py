@@ -8,14 +8,14 @@ import os
 import pytest
 import torch
 
+from harness.builtins.models.tiny import tiny_llama_dir
+from harness.builtins.strategies import ft_gen
+from harness.builtins.strategies.ft_gen import answer_nll
 from harness.generation import Generator
 from harness.model_loading import load_causal_lm
 from harness.store import Store
 from harness.training import snapshot
 from harness.types import Passage
-from plugins.models.tiny import tiny_llama_dir
-from plugins.strategies import ft_gen
-from plugins.strategies.ft_gen import answer_nll
 from tests.conftest import run_cli, tiny_run_args
 from tests.plugins.strategies._tiny import changed, tiny_context
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.strategies.jsa_rag import (
+from harness.builtins.strategies.jsa_rag import (
     JsaModels,
     JsaOptions,
     acceptance_probability,
@@ -144,7 +144,7 @@ def test_chunked_m_step_has_the_gradient_of_the_loss(chunk):
     mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
 
     def forward():
-        from plugins.strategies.jsa_rag import masked_log_softmax
+        from harness.builtins.strategies.jsa_rag import masked_log_softmax
         return masked_log_softmax(leaves["prior"], mask, 0.5), masked_log_softmax(leaves["post"], mask, 0.5)
 
     log_prior, log_post = forward()
@@ -222,9 +222,9 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
 
 
 def test_persistent_chain_starts_from_the_cached_sample(tmp_path, tiny_data):
+    from harness.builtins.strategies.jsa_rag import posterior_text
     from harness.likelihoods import retrieve_rows
     from harness.lora import prepare_generator_for_lora
-    from plugins.strategies.jsa_rag import posterior_text
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "jsa_rag")
     prepare_generator_for_lora(ctx)
@@ -247,7 +247,7 @@ def test_persistent_chain_starts_from_the_cached_sample(tmp_path, tiny_data):
 
 def test_training_the_passage_side_rebuilds_the_index(tmp_path, tiny_data):
     """train_passages=true: a separate E_p gets gradient and the index is rebuilt from it."""
-    from plugins.strategies.jsa_rag import JsaRag
+    from harness.builtins.strategies.jsa_rag import JsaRag
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "jsa_rag", train_passages="true", refresh_every=1,
                            refresh="sync", proposals=3)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness import refresh as refresh_module
-from plugins.strategies import rag_end2end
-from plugins.strategies.rag_end2end import End2EndOptions, RagEnd2End, end2end_step
+from harness.builtins.strategies import rag_end2end
+from harness.builtins.strategies.rag_end2end import End2EndOptions, RagEnd2End, end2end_step
 from tests.conftest import run_cli, tiny_run_args
 from tests.plugins.strategies._tiny import assert_micro_batches_match
 from tests.plugins.strategies.test_jsa_rag import grad_norm, tiny_fit_context
@@ -29,10 +29,10 @@ def only_run(store) -> dict:
 
 
 def test_one_step_sends_gradient_through_both_towers_and_the_generator(tmp_path, tiny_data):
+    from harness.builtins.strategies.rag_token import rag_token_loss
     from harness.lora import prepare_generator_for_lora
     from harness.refresh import separate_passage_tower
     from harness.training import unfreeze
-    from plugins.strategies.rag_token import rag_token_loss
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end")
     generator = prepare_generator_for_lora(ctx)
@@ -47,10 +47,10 @@ def test_one_step_sends_gradient_through_both_towers_and_the_generator(tmp_path,
 
 
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
+    from harness.builtins.strategies.rag_token import rag_token_loss
     from harness.lora import prepare_generator_for_lora
     from harness.refresh import separate_passage_tower
     from harness.training import unfreeze
-    from plugins.strategies.rag_token import rag_token_loss
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end")
     prepare_generator_for_lora(ctx)

@@ -4,10 +4,10 @@ adapters, and nowhere else; the two losses differ as they should; both artifacts
 import pytest
 import torch
 
+from harness.builtins.strategies import rag_token
+from harness.builtins.strategies.rag_sequence import rag_sequence_loss
+from harness.builtins.strategies.rag_token import rag_token_loss
 from harness.training import snapshot
-from plugins.strategies import rag_token
-from plugins.strategies.rag_sequence import rag_sequence_loss
-from plugins.strategies.rag_token import rag_token_loss
 from tests.plugins.strategies._tiny import (
     assert_micro_batches_match,
     changed,

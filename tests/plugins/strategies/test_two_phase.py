@@ -1,8 +1,8 @@
 """two_phase: phase 1 trains the adapters with E_q frozen (bit for bit), phase 2 trains E_q with the
 generator frozen (bit for bit); `phases=1` stops after phase 1."""
 
+from harness.builtins.strategies import two_phase
 from harness.training import snapshot
-from plugins.strategies import two_phase
 from tests.plugins.strategies._tiny import changed, encoder_trainable_names, tiny_context
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.strategies.jsa_rag import make_posterior_retriever
-from plugins.strategies.vrag import vrag_loss, vrag_step
+from harness.builtins.strategies.jsa_rag import make_posterior_retriever
+from harness.builtins.strategies.vrag import vrag_loss, vrag_step
 from tests.conftest import run_cli, tiny_run_args
 from tests.plugins.strategies._tiny import assert_micro_batches_match
 from tests.plugins.strategies.test_jsa_rag import grad_norm, tiny_fit_context
@@ -55,9 +55,9 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
 
 
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
+    from harness.builtins.strategies.vrag import VragOptions, accumulate_gradients
     from harness.lora import prepare_generator_for_lora
     from harness.training import unfreeze
-    from plugins.strategies.vrag import VragOptions, accumulate_gradients
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "vrag")
     prepare_generator_for_lora(ctx)
