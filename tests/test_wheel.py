@@ -4,6 +4,7 @@ torch as a range; the license inside."""
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,3 +86,12 @@ def test_installed_beside_a_users_plugins_and_dashboard_packages(wheel, tmp_path
     assert listing.returncode == 0, listing.stderr
     for plugin in ("harness.builtins.commands.dashboard", "harness.builtins.strategies.jsa_rag"):
         assert plugin in listing.stdout
+
+
+def test_no_code_imports_the_repository_folders_by_their_folder_names():
+    """`plugins.x` and `dashboard.x` import in a checkout, never from the wheel: harness.builtins, harness.dashboard."""
+    pattern = re.compile(r"^\s*(from|import)\s+(plugins|dashboard)(\.|\s|$)", re.MULTILINE)
+    files = [*(ROOT / "harness").glob("*.py"), *(p for folder in ("plugins", "dashboard", "tests", "bench", "examples")
+                                                 for p in (ROOT / folder).rglob("*.py"))]
+    offenders = [str(path.relative_to(ROOT)) for path in files if pattern.search(path.read_text(encoding="utf-8"))]
+    assert len(files) > 100 and offenders == []
