@@ -7,7 +7,9 @@ Artifact kinds (the `artifacts` table; written by strategies through `ctx.save_a
   run did;
 - `passage_embedder`: a sentence-transformers folder, the trained passage tower (the corpus is re-encoded
   with it).
-Each folder's sha256 is checked against the store before it is loaded.
+Paths in the `artifacts` table are relative to the run's artifact folder (`<artifacts>/<run id>/`); one that
+resolves outside it is refused before anything is loaded, and each folder's sha256 is checked against
+the store. Loading is weights-only: safetensors (peft, sentence-transformers), never pickles.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from harness.pipeline import RagPipeline
 from harness.store import Store
 
 ARTIFACT_NOTE = "harness-artifact.json"
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
 
 # -- saving (strategies call these at the end of fit) -----------------------------------------------
@@ -65,17 +68,36 @@ def stored_config(run: dict) -> RunConfig:
 
 
 def run_artifacts(store: Store, run_id: str) -> dict[str, Path]:
-    """kind -> folder of the run's newest artifact of that kind, after checking its sha256."""
+    """kind -> folder of the run's newest artifact of that kind, inside the run's artifact folder and with
+    its sha256 checked. A store is shared input: a path that resolves outside the run's folder (absolute
+    elsewhere, `..`, a symlink out) is refused before anything is read from it."""
+    from harness.runner import artifacts_root
+
     rows = store.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
+    run_dir = artifacts_root(store) / run_id
+    paths = {row["kind"]: (contained_path(run_dir, row["path"], f"artifact {row['kind']} of run {run_id}"), row)
+             for row in rows}
     found = {}
-    for row in rows:
-        path = Path(row["path"])
+    for kind, (path, row) in paths.items():
         if not path.is_dir():
-            raise UserError(f"artifact {row['kind']} of run {run_id} is missing: {path}")
+            raise UserError(f"artifact {kind} of run {run_id} is missing: {path}")
         if folder_sha256(path) != row["sha256"]:
-            raise UserError(f"artifact {row['kind']} of run {run_id} changed since it was stored (sha256 mismatch): {path}")
-        found[row["kind"]] = path
+            raise UserError(f"artifact {kind} of run {run_id} changed since it was stored (sha256 mismatch): {path}")
+        if pickles := sorted(p.name for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES):
+            raise UserError(f"artifact {kind} of run {run_id} holds pickle files ({', '.join(pickles)}); "
+                            "only safetensors weights are loaded")
+        found[kind] = path
     return found
+
+
+def contained_path(run_dir: Path, stored: str, what: str) -> Path:
+    """`stored` (relative to `run_dir`) as a real path inside `run_dir`, symlinks resolved; else UserError."""
+    root = run_dir.resolve()
+    path = (run_dir / stored).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise UserError(f"{what}: stored path '{stored}' resolves to {path}, outside the run's artifact folder "
+                        f"{root}; refusing to load it (artifact paths must stay inside their run's folder)")
+    return path
 
 
 def apply_artifacts(pipeline: RagPipeline, artifacts: dict[str, Path], device: str, index_kind: str = "flat") -> None:

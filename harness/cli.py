@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from harness import __version__, plugins
+from harness import __version__, env, plugins
 from harness.config import INDEX_DEVICES, INDEX_KINDS, QUANTIZE_CHOICES, RunConfig, option_help
-from harness.errors import UserError
+from harness.errors import Terminated, UserError
 from harness.store import Store, default_db_path
 from harness.table_formats import FORMATS, rows_as_text
 
@@ -66,7 +69,10 @@ def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
 
 
 def _store(ctx: click.Context) -> Store:
-    return Store(ctx.obj["db"])
+    """The store, opened once up front: a bad path, a damaged file or a newer schema fails before any work."""
+    store = Store(ctx.obj["db"])
+    store.check()
+    return store
 
 
 def run_options(func):
@@ -142,15 +148,13 @@ def flags_given(ctx: click.Context) -> set[str]:
 
 
 def _lr(value: str | None, name: str) -> float | None:
+    """The number; its range is RunConfig.validate's to check."""
     if value is None:
         return None
     try:
-        lr = float(value)
+        return float(value)
     except ValueError:
-        raise UserError(f"{name} must be a number > 0, got '{value}'") from None
-    if not lr > 0:
-        raise UserError(f"{name} must be a number > 0, got '{value}'")
-    return lr
+        raise UserError(f"{name} must be a finite number > 0, e.g. 1e-5; got '{value}'") from None
 
 
 @cli.command()
@@ -335,7 +339,8 @@ def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> Non
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--predictions", "n_predictions", default=5, show_default=True, help="how many predictions to show")
+@click.option("--predictions", "n_predictions", type=click.IntRange(min=0), default=5, show_default=True,
+              help="how many predictions to show (0: none)")
 @click.option("--config", "as_config", is_flag=True,
               help="print only the run's resolved config as a TOML file that re-runs it exactly")
 @click.pass_context
@@ -391,7 +396,7 @@ def migrate(ctx: click.Context, recompute_answer_recall: bool) -> None:
 
     con = connect_with_retry(ctx.obj["db"])
     try:
-        applied = apply(con)
+        applied = apply(con, f"store {ctx.obj['db']}")
     finally:
         con.close()
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
@@ -537,30 +542,65 @@ _LAUNCH_ARGV: list[str] = []  # this command's arguments, for `run --processes N
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: load plugins, add their commands, run; a user's mistake is one line and exit code 2."""
-    from harness.runner import StrategyFailed
+    """Entry point: load plugins, add their commands, run; a user's mistake is one line and exit code 2.
 
+    Ctrl-C and SIGTERM (`timeout`, Slurm preemption, `docker stop`) end the same way: a run in progress is
+    stored `interrupted`, one line says so, exit code 130 (Ctrl-C) or 143 (SIGTERM).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     _LAUNCH_ARGV[:] = argv
-    try:
-        plugins.load_plugins(_early_plugins_dir(argv))
-        _register_plugin_commands()
-        cli.main(args=argv, prog_name="harness", standalone_mode=False)
-    except click.exceptions.Abort:
-        console.print("[red]aborted[/]")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UserError as exc:
+    with sigterm_as_interrupt():
+        try:
+            plugins.load_plugins(_early_plugins_dir(argv))
+            _register_plugin_commands()
+            cli.main(args=argv, prog_name="harness", standalone_mode=False)
+        except BaseException as exc:  # noqa: BLE001 - sorted by kind below; anything else re-raises
+            sys.exit(_report(exc))
+
+
+def _report(exc: BaseException) -> int:
+    """Print the one line a user sees for `exc` and return the exit code (re-raise what is a bug)."""
+    from harness.runner import StrategyFailed
+
+    if isinstance(exc, click.exceptions.Abort) and isinstance(exc.__cause__, KeyboardInterrupt):
+        exc = exc.__cause__
+    if isinstance(exc, KeyboardInterrupt):
+        cause = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        print(f"{cause}: a run in progress is stored as interrupted; earlier runs are intact", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    if isinstance(exc, click.exceptions.Abort):
+        print("aborted", file=sys.stderr)
+        return 1
+    if isinstance(exc, click.ClickException):
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if isinstance(exc, click.UsageError) and ctx else ""
+        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, UserError):
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except StrategyFailed as exc:
+        return exc.exit_code
+    if isinstance(exc, StrategyFailed):
         print(f"error: {exc} (the run is stored as failed; `harness show` has it)", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted: the run is stored as interrupted; earlier runs are intact", file=sys.stderr)
-        sys.exit(130)
+        return exc.exit_code
+    raise exc
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While the CLI runs, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread, once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _early_plugins_dir(argv: list[str]) -> str | None:
@@ -570,4 +610,4 @@ def _early_plugins_dir(argv: list[str]) -> str | None:
             return argv[i + 1]
         if arg.startswith("--plugins-dir="):
             return arg.split("=", 1)[1]
-    return os.environ.get("HARNESS_PLUGINS_DIR")
+    return env.plugins_dir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
+import math
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
@@ -16,11 +16,33 @@ from typing import Any
 import platformdirs
 
 from harness import __version__
+from harness.env import folder_from_env
 from harness.errors import UserError
 
 INDEX_KINDS = ("flat", "hnsw", "ivfpq")
 INDEX_DEVICES = ("cpu", "cuda")
 QUANTIZE_CHOICES = ("4bit", "none")
+SPLITS = ("train", "dev", "test")
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes 0..2**32-1
+FLOAT_EXAMPLES = {"embed_lr": ", e.g. 1e-5", "gen_lr": ", e.g. 1e-5", "max_train_flops": " (e.g. 3e13)",
+                  "peak_tflops": " (e.g. 989 for an H100's bf16)"}
+
+
+def _option(name: str) -> str:
+    return "-k" if name == "k" else f"--{name.replace('_', '-')}"
+
+
+def _check_float(name: str, value: Any, allowed: str) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise UserError(f"{_option(name)} must be {allowed}; got {value!r}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+    if not ok:
+        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+        raise UserError(f"{_option(name)} must be {allowed}; got {value!r}")
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -74,32 +96,27 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("embed_lr", "gen_lr"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise UserError(f"--{name.replace('_', '-')} must be a number > 0, got {value!r}")
+        """Every option checked before anything is stored: ints in range, floats finite and in range."""
+        for name in ("embed_lr", "gen_lr", "max_train_flops", "peak_tflops"):
+            if getattr(self, name) is not None:
+                _check_float(name, getattr(self, name), "a finite number > 0" + FLOAT_EXAMPLES.get(name, ""))
+        _check_float("tau", self.tau, "a finite number > 0, e.g. 0.05")
         for name in ("k", "epochs", "batch_size", "lora_rank", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+            _check_int(name, getattr(self, name), 1)
         for name in ("limit", "corpus_limit", "eval_batch_size", "silver_labels"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.max_train_flops is not None and not (isinstance(self.max_train_flops, (int, float))
-                                                     and 0 < self.max_train_flops < float("inf")):
-            raise UserError(f"--max-train-flops must be a finite number > 0 (e.g. 3e13), got {self.max_train_flops!r}")
-        if self.tau <= 0:
-            raise UserError(f"--tau must be > 0, got {self.tau}")
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        _check_int("seed", self.seed, 0, MAX_SEED)
         if self.index not in INDEX_KINDS:
             raise UserError(f"--index must be one of {', '.join(INDEX_KINDS)}, got {self.index!r}")
         if self.quantize not in (None, *QUANTIZE_CHOICES):
             raise UserError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)} (or unset), got {self.quantize!r}")
         if self.index_device not in INDEX_DEVICES:
             raise UserError(f"--index-device must be one of {', '.join(INDEX_DEVICES)}, got {self.index_device!r}")
-        if self.peak_tflops is not None and not (isinstance(self.peak_tflops, (int, float)) and 0 < self.peak_tflops < 1e7):
-            raise UserError(f"--peak-tflops must be a number > 0, got {self.peak_tflops!r}")
-        bad = [s for s in self.eval_splits if s not in ("train", "dev", "test")]
-        if bad:
-            raise UserError(f"evaluation splits must be among train, dev, test; got {bad}")
+        bad = [s for s in self.eval_splits if s not in SPLITS]
+        if bad or not self.eval_splits:
+            raise UserError(f"--eval-splits must name one or more of {', '.join(SPLITS)} (comma-separated), "
+                            f"got {','.join(map(str, self.eval_splits)) or 'none'}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -150,6 +167,5 @@ def code_version() -> str:
 def cache_dir() -> Path:
     """Converted models, corpus embeddings and indexes: $HARNESS_CACHE, else the platform's user cache
     folder (platformdirs: $XDG_CACHE_HOME/rag-harness, by default ~/.cache/rag-harness on Linux)."""
-    path = Path(os.environ.get("HARNESS_CACHE") or platformdirs.user_cache_dir("rag-harness", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return folder_from_env("HARNESS_CACHE", Path(platformdirs.user_cache_dir("rag-harness", appauthor=False)),
+                           "cache folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -168,7 +169,7 @@ class FitContext:
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
-        self.store.add_artifact(self.run_id, kind, str(final), digest)
+        self.store.add_artifact(self.run_id, kind, kind, digest)  # relative to the run's artifact folder
         return final
 
 
@@ -213,7 +214,11 @@ def _coerce(raw: Any, f: dataclasses.Field, strategy: str) -> Any:
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
     except ValueError:
-        raise UserError(f"strategy '{strategy}' option '{f.name}' must be {kind}, got '{raw}'") from None
+        what = "a finite float" if kind.startswith("float") else kind
+        raise UserError(f"strategy '{strategy}' option '{f.name}' (--set) must be {what}, got '{raw}'") from None
     return raw

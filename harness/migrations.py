@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import duckdb
 
+from harness.errors import UserError
+
 
 def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
@@ -107,9 +109,10 @@ def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+def migrate(con: duckdb.DuckDBPyConnection, where: str = "the store") -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction. Returns the names applied."""
     done = set(applied_migrations(con))
+    check_not_newer(done, where)
     applied = []
     for migration in MIGRATIONS:
         if migration.__name__ in done:
@@ -120,6 +123,23 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("COMMIT")
         applied.append(migration.__name__)
     return applied
+
+
+def schema_version(names: set[str] | list[str]) -> int:
+    """A schema's version: the number of its newest migration (`m003_...` is version 3)."""
+    numbers = [int(name[1:4]) for name in names if name[:1] == "m" and name[1:4].isdigit()]
+    return max(numbers, default=0)
+
+
+def check_not_newer(applied: set[str], where: str) -> None:
+    """A store written by a newer harness is refused before anything is read or written."""
+    unknown = sorted(applied - {m.__name__ for m in MIGRATIONS})
+    if unknown:
+        raise UserError(
+            f"{where} has schema version {schema_version(applied)} ({unknown[-1]}), newer than this harness "
+            f"reads (versions up to {schema_version([latest_migration()])}, {latest_migration()}): "
+            "upgrade rag-harness, or use --db to pick another store"
+        )
 
 
 def latest_migration() -> str:

@@ -1,7 +1,10 @@
 """The plugin manager: built-ins, installed entry points (group `harness`) and `--plugins-dir` files.
 
 Plugins are arbitrary code. `HARNESS_LOAD_PLUGINS=a,b` loads only the named installed plugins (an
-allowlist; empty string = none); built-ins always load. `HARNESS_TRACE_PLUGINS=1` prints every hook call.
+allowlist of entry-point names; empty string = none; a name that is not installed is an error listing
+what is). The allowlist covers installed plugins only: files in `--plugins-dir DIR` / `HARNESS_PLUGINS_DIR`
+are loaded because the user named that folder, allowlist or not. Built-ins always load.
+`HARNESS_TRACE_PLUGINS=1` prints every hook call.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import os
 import pkgutil
 import sys
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any
 
 import pluggy
 
-from harness import hookspecs
+from harness import env, hookspecs
 from harness.errors import PluginError, UserError, unknown_name_error
 
 # the repository's plugins/ folder, installed as harness.builtins (one top-level import name in the wheel)
@@ -53,7 +55,7 @@ def load_plugins(plugins_dir: str | None = None) -> pluggy.PluginManager:
         _load_entry_points()
     if plugins_dir:
         load_plugins_dir(plugins_dir)
-    if os.environ.get("HARNESS_TRACE_PLUGINS"):
+    if env.trace_plugins():
         pm.trace.root.setwriter(lambda text: print(text, end="", file=sys.stderr))
         pm.enable_tracing()
     return pm
@@ -72,9 +74,14 @@ def _register(plugin: Any, name: str, origin: str) -> None:
 
 
 def _load_entry_points() -> None:
-    allow = os.environ.get("HARNESS_LOAD_PLUGINS")
-    allowed = None if allow is None else {a.strip() for a in allow.split(",") if a.strip()}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    allowed = env.plugin_allowlist()
+    installed = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    missing = sorted((allowed or set()) - {ep.name for ep in installed})
+    if missing:
+        names = ", ".join(sorted({ep.name for ep in installed})) or "none"
+        raise UserError(f"HARNESS_LOAD_PLUGINS names {', '.join(repr(m) for m in missing)}, not installed; "
+                        f"installed plugins: {names} (built-ins always load)")
+    for ep in installed:
         if allowed is not None and ep.name not in allowed:
             continue
         try:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness import cache_entries
 from harness.config import cache_dir
 from harness.distributed import broadcast_from_main, shard_bounds
 from harness.errors import UserError
@@ -261,15 +262,17 @@ def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams
     weights, corpus_fp = weights_fingerprint(model), corpus.fingerprint()
     folder = _index_folder(weights, corpus_fp, params)
     main = accelerator is None or accelerator.is_main_process
-    if broadcast_from_main(accelerator, (folder / "index.faiss").is_file()):
-        return PassageIndex.load(folder).place(params.device)
+    if (cached := _load_cached(folder, params, accelerator)) is not None:
+        return cached
     shipped = shipped_vectors_file(corpus, weights, corpus_fp)
     if shipped is not None:
         shipped_folder = _index_folder(weights, corpus_fp, params, vectors="shipped-float16")
-        if main and not (shipped_folder / "index.faiss").is_file():
+        if (cached := _load_cached(shipped_folder, params, accelerator)) is not None:
+            return cached
+        if main:
             vectors = verified_shipped_vectors(shipped, model, corpus, batch_size)
             if vectors is not None:
-                _cache_index(PassageIndex.build(vectors, params.on_cpu()), shipped_folder)
+                cache_entries.publish(shipped_folder, PassageIndex.build(vectors, params.on_cpu()).save)
         if broadcast_from_main(accelerator, (shipped_folder / "index.faiss").is_file()):
             return PassageIndex.load(shipped_folder).place(params.device)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +284,7 @@ def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams
     index = PassageIndex.load(tmp).place(params.device)
     _wait(accelerator)  # every process holds its maps before the folder moves
     if main:
+        cache_entries.write_manifest(tmp)
         try:
             os.rename(tmp, folder)  # atomic: a crash never leaves a half-written cache entry
         except OSError:
@@ -288,21 +292,20 @@ def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams
     return index
 
 
+def _load_cached(folder: Path, params: IndexParams, accelerator=None) -> PassageIndex | None:
+    """The cached index in `folder`, placed on its device, if it is there and sound (the main process
+    verifies it, and sets a broken one aside with a line saying so: the caller rebuilds it), else None."""
+    main = accelerator is None or accelerator.is_main_process
+    index = cache_entries.load_verified(folder, PassageIndex.load, "cached index") if main else None
+    if not broadcast_from_main(accelerator, index is not None):
+        return None
+    return (index if main else PassageIndex.load(folder)).place(params.device)
+
+
 def _index_folder(weights: str, corpus_fp: str, params: IndexParams, **source: str) -> Path:
     """cache_dir()/indexes/<hash(weights, corpus, params[, where the vectors came from])>."""
     key_src = json.dumps([weights, corpus_fp, params.cache_fields(), *([source] if source else [])], sort_keys=True)
     return cache_dir() / "indexes" / hashlib.sha256(key_src.encode()).hexdigest()[:20]
-
-
-def _cache_index(index: PassageIndex, folder: Path) -> None:
-    """Save `index` into the cache folder `folder`, atomically (a crash never leaves half an entry)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))
-    index.save(tmp)
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # another process cached it first
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- vectors shipped with a packaged corpus ----------------------------------------------------------

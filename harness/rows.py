@@ -26,8 +26,9 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-empty line; a malformed line is a UserError naming it."""
     if not path.is_file():
         raise UserError(f"missing file {path}")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = decode_line(raw, path, lineno)
             if not line.strip():
                 continue
             try:
@@ -37,6 +38,30 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row
+
+
+def decode_line(raw: bytes, path: Path, lineno: int) -> str:
+    """One line of a UTF-8 text file; bytes that are not UTF-8 are a UserError naming file, line, column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _utf8_error(path, lineno, raw, exc) from None
+
+
+def utf8_error(path: Path) -> UserError:
+    """The error for the first line of `path` that is not UTF-8 (for readers that decode whole files)."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return _utf8_error(path, lineno, raw, exc)
+    return UserError(f"{path}: not valid UTF-8; save the file as UTF-8")
+
+
+def _utf8_error(path: Path, lineno: int, raw: bytes, exc: UnicodeDecodeError) -> UserError:
+    return UserError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                     "save the file as UTF-8")
 
 
 def require_str(row: dict, field: str, where: str, allow_empty: bool = False) -> str:
@@ -70,7 +95,9 @@ def require_id(row: dict, field: str, where: str) -> str:
     value = row.get(field)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return require_str(row, field, where)
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: field '{field}' must be a non-empty string or an integer, got {type(value).__name__}")
+    return value
 
 
 def require_answers(values: Any, field: str, where: str) -> list[str]:
@@ -107,6 +134,8 @@ def _json_rows(path: Path, flatten_json) -> Rows:
     try:
         with path.open(encoding="utf-8") as fh:
             doc = json.load(fh)
+    except UnicodeDecodeError:
+        raise utf8_error(path) from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # JSON lines under a .json name
             yield from ((f"{path}:{lineno}", row) for lineno, row in read_jsonl(path))
@@ -141,10 +170,13 @@ def _delimited_rows(path: Path, delimiter: str) -> Rows:
     csv.field_size_limit(sys.maxsize)
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
-        for row in reader:
-            if None in row:
-                raise UserError(f"{path}:{reader.line_num}: more cells than the header has columns")
-            yield f"{path}:{reader.line_num}", row
+        try:
+            for row in reader:
+                if None in row:
+                    raise UserError(f"{path}:{reader.line_num}: more cells than the header has columns")
+                yield f"{path}:{reader.line_num}", row
+        except UnicodeDecodeError:
+            raise utf8_error(path) from None
 
 
 # -- the public benchmarks: a local copy or the hub -------------------------------------------------

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import random
 import sys
 import uuid
@@ -17,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import __version__, plugins
+from harness import __version__, env, plugins
 from harness.config import RunConfig, git_sha
 from harness.context import FitContext, parse_strategy_options
 from harness.distributed import broadcast_from_main, start_accelerator
-from harness.errors import UserError
+from harness.errors import Terminated, UserError
 from harness.evaluation import evaluate
 from harness.generation import Generator
 from harness.gpu import check_run_devices
@@ -90,7 +89,7 @@ def load_dataset(cfg: RunConfig, resolved: Resolved) -> RagDataset:
 
 
 def configure_torch(seed: int) -> None:
-    torch.set_num_threads(int(os.environ.get("HARNESS_THREADS", "2")))
+    torch.set_num_threads(env.threads())
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -119,8 +118,9 @@ def run_metadata(device: str, grid_id: str | None, accelerator=None) -> dict:
 
 
 def artifacts_root(store: Store) -> Path:
+    """HARNESS_ARTIFACTS, or `harness-artifacts` beside the store; checked to be a usable folder."""
     default = Path(store.path).resolve().parent / "harness-artifacts" if store.path != ":memory:" else Path("harness-artifacts")
-    return Path(os.environ.get("HARNESS_ARTIFACTS", default))
+    return env.folder_from_env("HARNESS_ARTIFACTS", default, "artifacts folder")
 
 
 def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | None = None) -> RunOutcome:
@@ -137,6 +137,7 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     existing = broadcast_from_main(accelerator, store.finished_run_with_key(run_key) if main and not force else None)
     if existing:
         return RunOutcome(existing, "skipped" if main else "worker", store.run_metrics(existing) if main else {})
+    artifacts = artifacts_root(store)
     dataset = load_dataset(cfg, resolved)
     configure_torch(cfg.seed)
     device = str(accelerator.device) if accelerator is not None else pick_device()
@@ -149,7 +150,7 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
         pipeline = build_pipeline(cfg, resolved, dataset, device, accelerator)
         dataset, silver = with_silver_labels(pipeline, dataset, cfg.silver_labels) if cfg.silver_labels else (dataset, None)
         ctx = FitContext(pipeline, dataset, cfg, resolved.options, device, run_id, store,
-                         artifacts_root(store) / run_id, timer, accelerator=accelerator)
+                         artifacts / run_id, timer, accelerator=accelerator)
         with timer.section("fit"):
             _fit(resolved, ctx)
         ctx.flush_log()
@@ -157,8 +158,9 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
         metrics += silver.metrics() if silver else []
         if main:
             store.finish_run(run_id, metrics, predictions)
-    except KeyboardInterrupt:
-        _end_run(ctx, store, run_id, main, "interrupted", "interrupted by the user (Ctrl-C)")
+    except KeyboardInterrupt as exc:
+        why = "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
+        _end_run(ctx, store, run_id, main, "interrupted", why)
         raise
     except (UserError, StrategyFailed) as exc:
         _end_run(ctx, store, run_id, main, "failed", str(exc))

@@ -58,6 +58,8 @@ def validate_dataset(name: str, splits: dict[str, list[RagExample]], corpus) -> 
     for split, examples in splits.items():
         seen: set[str] = set()
         for ex in examples:
+            if not isinstance(ex.id, str) or not ex.id:
+                raise UserError(f"dataset '{name}' {split}: example ids must be non-empty strings, got {ex.id!r}")
             if ex.id in seen:
                 raise UserError(f"dataset '{name}' {split}: duplicate example id '{ex.id}'")
             seen.add(ex.id)

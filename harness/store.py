@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from harness import env
 from harness.errors import UserError
 from harness.migrations import migrate
 
@@ -25,7 +25,7 @@ DEFAULT_DB = "harness.duckdb"
 
 
 def default_db_path() -> str:
-    return os.environ.get("HARNESS_DB", DEFAULT_DB)
+    return env.db_path(DEFAULT_DB)
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -53,10 +53,35 @@ def connect_with_retry(path: str, read_only: bool = False, timeout: float = 30.0
             raise UserError(f"cannot open database {path}: {exc}") from exc
 
 
+def check_db_path(path: str) -> None:
+    """A store path must be a file whose folders are folders: say so before anything runs."""
+    if path == ":memory:":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"--db {path} is a folder; give a file path, e.g. {target / DEFAULT_DB}")
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"--db {path}: {parent} is a file, not a folder; give a path in a folder")
+
+
+@contextlib.contextmanager
+def _damage_is_user_error(path: str) -> Iterator[None]:
+    """A truncated or damaged database file fails on read, not only on open: one line, not a traceback."""
+    try:
+        yield
+    except (duckdb.IOException, duckdb.SerializationException) as exc:
+        raise UserError(f"database {path} is damaged or truncated ({str(exc).splitlines()[0]}); "
+                        "restore it from a copy or use --db to pick another file") from None
+
+
 @dataclass
 class Store:
     path: str
     lock_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        check_db_path(self.path)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -65,16 +90,24 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = connect_with_retry(self.path, timeout=self.lock_timeout)
         try:
-            migrate(con)
+            with _damage_is_user_error(self.path):
+                migrate(con, f"store {self.path}")
             con.execute("BEGIN TRANSACTION")
             try:
-                yield con
+                with _damage_is_user_error(self.path):
+                    yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
         finally:
             con.close()
+
+    def check(self) -> None:
+        """Open the store once: a damaged file or a schema from a newer harness fails here, before any work."""
+        with self.transaction():
+            pass
 
     # -- run lifecycle -------------------------------------------------------------------------
     def start_run(self, run_id: str, run_key: str, config: dict, meta: dict) -> None:
@@ -142,7 +175,10 @@ class Store:
         return rows[0]["id"] if rows else None
 
     def find_run(self, run_id_prefix: str) -> dict:
-        rows = self.query("SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at", [run_id_prefix + "%"])
+        """The run whose id is `run_id_prefix` or starts with it, taken literally (no patterns)."""
+        if not run_id_prefix.strip():
+            raise UserError("give a run id or the first characters of one; `harness leaderboard` lists them")
+        rows = self.query("SELECT * FROM runs WHERE starts_with(id, ?) ORDER BY started_at", [run_id_prefix])
         if not rows:
             raise UserError(f"no run with id '{run_id_prefix}' in {self.path}; `harness leaderboard` lists them")
         if len(rows) > 1:
@@ -157,7 +193,7 @@ class Store:
 
     def run_predictions(self, run_id: str, limit: int | None = None) -> list[dict]:
         sql = "SELECT * FROM predictions WHERE run_id = ? ORDER BY example_id"
-        return self.query(sql + (f" LIMIT {int(limit)}" if limit else ""), [run_id])
+        return self.query(sql + (f" LIMIT {int(limit)}" if limit is not None else ""), [run_id])
 
     def runs_with_answer_match(self, definition: str) -> list[dict]:
         """Finished runs whose answer_hit / answer_recall were computed with `definition`."""

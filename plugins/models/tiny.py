@@ -6,12 +6,11 @@ through the same code path as any `hf:` folder. Their answers are noise; their g
 
 from __future__ import annotations
 
-import os
 import shutil
 import string
-import tempfile
 from pathlib import Path
 
+from harness import cache_entries
 from harness.config import cache_dir
 from harness.hookspecs import hookimpl
 from harness.model_loading import load_causal_lm, load_sentence_transformer
@@ -27,15 +26,9 @@ _TRAINING_TEXT = (
 
 
 def _build_atomically(target: Path, build) -> Path:
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
-    build(tmp)
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """The model folder at `target`, (re)built with `build(folder)` when missing or damaged."""
+    if cache_entries.load_verified(target, lambda folder: folder, "tiny model") is None:
+        cache_entries.publish(target, build)
     return target
 
 

@@ -79,52 +79,6 @@ def assert_one_line_error(capsys, *needles):
         assert needle in lines[0], lines[0]
 
 
-def test_unknown_strategy_lists_known_and_suggests(tiny_data, capsys):
-    assert run_cli(tiny_run_args(tiny_data, "no-ft")) == 2
-    assert_one_line_error(capsys, "unknown strategy 'no-ft'", "known:", "did you mean 'no_ft'")
-    assert db().query("SELECT id FROM runs") == []
-
-
-def test_unknown_model_and_dataset(tiny_data, capsys):
-    assert run_cli(["run", "--embedder", "minilmm", "--dataset", "local", "--data-dir", str(tiny_data)]) == 2
-    assert_one_line_error(capsys, "unknown embedder 'minilmm'", "did you mean 'minilm'")
-    assert run_cli(["run", "--dataset", "squadd"]) == 2
-    assert_one_line_error(capsys, "unknown dataset 'squadd'")
-
-
-def test_dataset_missing_file(tiny_data, capsys):
-    (tiny_data / "dev.jsonl").unlink()
-    assert run_cli(tiny_run_args(tiny_data)) == 2
-    assert_one_line_error(capsys, "missing file", "dev.jsonl")
-
-
-@pytest.mark.parametrize(
-    "line, needles",
-    [
-        ("{not json", ["train.jsonl:7", "not valid JSON"]),
-        ('{"id": "x", "answers": ["a"]}', ["train.jsonl:7", "'question'"]),
-        ('{"id": "x", "question": "q?", "answers": []}', ["train.jsonl:7", "'answers'"]),
-        ('{"id": "x", "question": "q?", "answers": ["a"], "gold_passage_ids": ["nope"]}', ["context label", "x→nope"]),
-    ],
-)
-def test_malformed_rows_name_file_line_and_field(tiny_data, capsys, line, needles):
-    with (tiny_data / "train.jsonl").open("a") as fh:
-        fh.write(line + "\n")
-    assert run_cli(tiny_run_args(tiny_data)) == 2
-    assert_one_line_error(capsys, *needles)
-
-
-def test_bad_numbers(tiny_data, capsys):
-    assert run_cli(tiny_run_args(tiny_data, "no_ft", "--gen-lr", "-1")) == 2
-    assert_one_line_error(capsys, "--gen-lr must be a number > 0")
-    assert run_cli(tiny_run_args(tiny_data, "no_ft", "--embed-lr", "fast")) == 2
-    assert_one_line_error(capsys, "--embed-lr must be a number > 0")
-    assert run_cli(tiny_run_args(tiny_data, "no_ft", "-k", "0")) == 2
-    assert_one_line_error(capsys, "-k must be at least 1")
-    assert run_cli(tiny_run_args(tiny_data, "no_ft", "--set", "x=1")) == 2
-    assert_one_line_error(capsys, "takes no options")
-
-
 def test_locked_database_is_reported(tiny_data, capsys, monkeypatch):
     path = os.environ["HARNESS_DB"]
     holder = subprocess.Popen(
@@ -201,13 +155,6 @@ def test_corpus_limit_keeps_first_passages_and_gold_ones(tiny_data, tiny_data_un
     preds = db().run_predictions(db().query("SELECT id FROM runs")[0]["id"])
     assert all(set(json.loads(p["retrieved_ids"])) <= {"p0", "p1", "p2"} for p in preds)
     assert all(p["hit"] is None for p in preds)  # no context labels: recall@k is not computed
-
-
-def test_unreadable_database_is_reported(tiny_data, capsys):
-    with open(os.environ["HARNESS_DB"], "wb") as fh:
-        fh.write(b"this is not a duckdb file" * 100)
-    assert run_cli(tiny_run_args(tiny_data)) == 2
-    assert_one_line_error(capsys, "cannot open database")
 
 
 def test_database_is_not_held_open_during_fit(clean_plugins, tiny_data, tmp_path):

@@ -104,7 +104,7 @@ def test_yaml_reads_exponents_without_a_dot_as_numbers(tmp_path):
     ("i.yaml", "strategy: [ft_gen\n", ["i.yaml", "invalid YAML at line"]),
     ("j.yaml", "- ft_gen\n", ["j.yaml", "a config file is a table"]),
     ("k.json", "{}", ["k.json", ".toml, .yaml or .yml"]),
-    ("l.toml", "gen_lr = -1e-5\n", ["--gen-lr must be a number > 0"]),
+    ("l.toml", "gen_lr = -1e-5\n", ["--gen-lr must be a finite number > 0"]),
 ])
 def test_bad_config_files_are_one_line_naming_file_and_key(tmp_path, capsys, name, text, needles):
     path = tmp_path / name

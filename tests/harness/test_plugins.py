@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from harness.errors import PluginError
+from harness.errors import PluginError, UserError
 from harness.hookspecs import hookimpl
 from tests.conftest import run_cli
 
@@ -57,8 +57,12 @@ def test_allowlist_skips_unlisted_entry_points(clean_plugins, tmp_path, monkeypa
     make_distribution(tmp_path, "harness_ep_skip", "ep_skip", "harness_ep_skip_mod",
                       STRATEGY_SOURCE.format(cls="EpSkip", name="ep_skip"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("HARNESS_LOAD_PLUGINS", "something_else")
+    monkeypatch.setenv("HARNESS_LOAD_PLUGINS", "")  # an empty allowlist: no installed plugin loads
     clean_plugins._load_entry_points()
+    assert "ep_skip" not in clean_plugins.strategies().items
+    monkeypatch.setenv("HARNESS_LOAD_PLUGINS", "something_else")  # not installed: said, with what is
+    with pytest.raises(UserError, match="names 'something_else', not installed; installed plugins: .*ep_skip"):
+        clean_plugins._load_entry_points()
     assert "ep_skip" not in clean_plugins.strategies().items
     monkeypatch.setenv("HARNESS_LOAD_PLUGINS", "ep_skip")
     clean_plugins._load_entry_points()

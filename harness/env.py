@@ -1,0 +1,73 @@
+"""The one reader of the harness's environment variables: each is validated here, with one clear line.
+
+    HARNESS_DB            the store (default ./harness.duckdb)
+    HARNESS_CACHE         cache folder (converted models, embeddings, indexes)
+    HARNESS_ARTIFACTS     folder of run artifacts (default: harness-artifacts beside the store)
+    HARNESS_THREADS       torch CPU threads, an integer >= 1 (default 2)
+    HARNESS_LOAD_PLUGINS  allowlist of installed plugins (entry points) to load, comma-separated
+    HARNESS_PLUGINS_DIR   like --plugins-dir: load every *.py in a folder
+    HARNESS_TRACE_PLUGINS print every hook call when set
+
+A bad value is a UserError (exit 2) naming the variable, its value and what is allowed; never ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.errors import UserError
+
+DEFAULT_THREADS = 2
+
+
+def threads() -> int:
+    """HARNESS_THREADS as an integer >= 1."""
+    raw = os.environ.get("HARNESS_THREADS")
+    if raw is None or not raw.strip():
+        return DEFAULT_THREADS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"HARNESS_THREADS must be an integer >= 1 (torch CPU threads), got '{raw}'")
+    return value
+
+
+def usable_dir(path: Path, what: str) -> Path:
+    """`path` as a folder, created if missing; a file (or a file above it) in the way is a UserError."""
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{what} {path} is not a folder ({parent} is a file); point it at a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be created: {exc.strerror or exc}") from None
+    return path
+
+
+def folder_from_env(name: str, default: Path, what: str) -> Path:
+    """The folder env var `name` names (or `default`), created if missing and checked to be a folder."""
+    raw = os.environ.get(name)
+    return usable_dir(Path(raw).expanduser() if raw else default, name if raw else what)
+
+
+def db_path(default: str) -> str:
+    return os.environ.get("HARNESS_DB") or default
+
+
+def plugin_allowlist() -> set[str] | None:
+    """HARNESS_LOAD_PLUGINS as a set of names (empty string = none); None when unset (load all)."""
+    raw = os.environ.get("HARNESS_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def plugins_dir() -> str | None:
+    return os.environ.get("HARNESS_PLUGINS_DIR") or None
+
+
+def trace_plugins() -> bool:
+    return bool(os.environ.get("HARNESS_TRACE_PLUGINS"))

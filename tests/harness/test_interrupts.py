@@ -1,0 +1,69 @@
+"""Ctrl-C and SIGTERM from the real entry point: the run is stored `interrupted`, one documented line, exit
+130 (SIGINT) or 143 (SIGTERM: `timeout`, Slurm preemption, `docker stop`), earlier runs untouched."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.store import Store
+from tests.conftest import tiny_run_args
+
+HARNESS = str(Path(sys.executable).parent / "harness")
+
+WAITING_STRATEGY = '''
+import os, time
+from pathlib import Path
+from harness.hookspecs import hookimpl
+
+class Waiting:
+    name = "waiting"
+    citation = ""
+    needs_context_labels = False
+    def fit(self, ctx):
+        ctx.log(0, loss=1.0)
+        Path(os.environ["READY_FILE"]).write_text("fitting")
+        time.sleep(120)
+
+@hookimpl
+def register_strategies(register):
+    register(Waiting)
+'''
+
+
+@pytest.mark.parametrize("sig, code, line", [
+    (signal.SIGINT, 130, "interrupted (Ctrl-C): a run in progress is stored as interrupted; earlier runs are intact"),
+    (signal.SIGTERM, 143, "terminated (SIGTERM): a run in progress is stored as interrupted; earlier runs are intact"),
+])
+def test_a_signal_mid_fit_stores_interrupted_and_says_so(tiny_data, tmp_path, sig, code, line):
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "waiting.py").write_text(WAITING_STRATEGY)
+    ready = tmp_path / "ready"
+    env = dict(os.environ, READY_FILE=str(ready))
+    assert subprocess.run([HARNESS, *tiny_run_args(tiny_data)], env=env, capture_output=True, timeout=300).returncode == 0
+    proc = subprocess.Popen([HARNESS, "--plugins-dir", str(plugin_dir), *tiny_run_args(tiny_data, "waiting")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready.exists(), proc.communicate(timeout=10)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert [x for x in err.splitlines() if x.strip() and not x.startswith("[progress]")] == [line]
+    assert "Aborted!" not in out + err and "Traceback" not in err
+    runs = {r["strategy"]: r for r in Store(os.environ["HARNESS_DB"]).query("SELECT * FROM runs")}
+    assert runs["waiting"]["status"] == "interrupted"
+    assert runs["waiting"]["error"] == ("terminated by SIGTERM" if sig == signal.SIGTERM else "interrupted by the user (Ctrl-C)")
+    assert runs["no_ft"]["status"] == "finished"  # the earlier run is untouched
+    store = Store(os.environ["HARNESS_DB"])
+    assert store.run_metrics(runs["waiting"]["id"]) == {}  # never a half-written result
+    assert store.query("SELECT * FROM train_log WHERE run_id = ?", [runs["waiting"]["id"]])  # its log is kept
