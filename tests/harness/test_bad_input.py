@@ -153,12 +153,16 @@ CASES = [
     Case("batch-size zero", run("--batch-size", "0"), ("--batch-size must be an integer >= 1",)),
     Case("limit zero", run("--limit", "0"), ("--limit must be an integer >= 1",)),
     Case("corpus-limit negative", run("--corpus-limit", "-5"), ("--corpus-limit must be an integer >= 1",)),
+    Case("eval-batch-size zero", run("--eval-batch-size", "0"), ("--eval-batch-size must be an integer >= 1",)),
+    Case("max-train-flops inf", run("--max-train-flops", "inf"), ("--max-train-flops must be a finite number > 0",)),
+    Case("peak-tflops nan", run("--peak-tflops", "nan"), ("--peak-tflops must be a finite number > 0",)),
     # -- click's own checks, in the same one-line form with where to look --------------------------
     Case("limit not an integer", run("--limit", "abc"),
          ("error: Invalid value for '--limit': 'abc' is not a valid integer", "(see 'harness run --help')")),
     Case("misspelt option", run("--limt", "3"), ("error: No such option '--limt'", "--limit", "harness run --help")),
     Case("index choice", run("--index", "bogus"), ("Invalid value for '--index'", "'flat', 'hnsw', 'ivfpq'")),
     Case("quantize choice", run("--quantize", "8bit"), ("Invalid value for '--quantize'", "4bit")),
+    Case("index-device choice", run("--index-device", "tpu"), ("Invalid value for '--index-device'", "cuda")),
     Case("unknown command", args("rnu"), ("No such command 'rnu'", "run")),
     Case("list choice", args("list", "strategy"), ("Invalid value for '{strategies|models|datasets}'", "strategies")),
     # -- strategy options (--set) ---------------------------------------------------------------------
