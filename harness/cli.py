@@ -168,9 +168,12 @@ def _lr(value: str | None, name: str) -> float | None:
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="train and evaluate on N processes (one per GPU, else CPU) with accelerate; the same as "
                    "`accelerate launch --num_processes N -m harness run ...` (docs/scaling.md)")
+@click.option("--seeds", default=None, metavar="S[,S...]",
+              help="one run per seed (instead of --seed), then their mean ± std; the leaderboard and dashboard "
+                   "average a configuration's seeds and test it against the best with the paired bootstrap")
 @click.pass_context
 def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | None, config_file: str | None,
-        processes: int, **kwargs) -> None:
+        processes: int, seeds: str | None, **kwargs) -> None:
     """Run one strategy end to end: fit, evaluate on dev and test, store the run.
 
     \b
@@ -182,6 +185,7 @@ def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | Non
       harness run --config examples/configs/ft_gen.toml --epochs 2
       harness show RUN_ID --config > again.toml && harness run --config again.toml --seed 1
       harness run --plugin rag_token --processes 2        # DDP on 2 GPUs (or 2 CPU processes)
+      harness run --plugin ft_embed --dataset synthbio --seeds 0,1,2
     """
     from harness.config_file import load_run_file
     from harness.distributed import launch, launched_processes
@@ -192,17 +196,43 @@ def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | Non
     if processes > 1 and launched_processes() == 1:
         resolve(cfg)  # a misspelt name is one line here, not one per process
         sys.exit(launch(processes, _LAUNCH_ARGV))
+    from harness.grid import parse_seeds
+
+    seed_list = parse_seeds(seeds)
+    if seed_list and "seed" in flags_given(ctx):
+        raise UserError("give --seed or --seeds, not both")
     store = _store(ctx)
     quiet_libraries()
-    outcome = execute(cfg, store, force=force)
-    if outcome.status == "worker":
-        return  # another process of this run reports
-    if outcome.status == "skipped":
-        console.print(f"[yellow]identical run {outcome.run_id} already stored; use --force to run again[/]")
-    else:
-        console.print(f"[green]run {outcome.run_id} finished[/] and stored in {store.path}")
-    print_metrics(outcome.metrics)
-    print_where_results_are(store, outcome.run_id)
+    outcomes = []
+    for seed in seed_list or [cfg.seed]:
+        outcome = execute(dataclasses.replace(cfg, seed=seed), store, force=force)
+        if outcome.status == "worker":
+            continue  # another process of this run reports
+        if outcome.status == "skipped":
+            console.print(f"[yellow]identical run {outcome.run_id} already stored; use --force to run again[/]")
+        else:
+            console.print(f"[green]run {outcome.run_id} finished[/] (seed {seed}) and stored in {store.path}")
+        print_metrics(outcome.metrics)
+        print_where_results_are(store, outcome.run_id)
+        outcomes.append(outcome)
+    if len(outcomes) > 1:
+        print_seed_summary(outcomes)
+
+
+def print_seed_summary(outcomes: list) -> None:
+    """Mean ± std over the seeds' runs of each split's main metrics."""
+    import numpy as np
+
+    table = Table("split", "EM", "F1", "recall@5", "answer_recall@5", title=f"mean ± std over {len(outcomes)} seeds")
+    for split in ("dev", "test"):
+        cells = []
+        for name in ("em", "f1", "recall@5", "answer_recall@5"):
+            values = [o.metrics.get(split, {}).get(name) for o in outcomes]
+            values = [v for v in values if v is not None]
+            cells.append(f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "–")
+        if any(c != "–" for c in cells):
+            table.add_row(split, *cells)
+    console.print(table)
 
 
 def print_where_results_are(store: Store, run_id: str) -> None:
@@ -436,9 +466,14 @@ def _recompute_answer_recall(store: Store) -> None:
 @click.option("--force", is_flag=True, help="re-run cells already stored")
 @click.option("--config", "config_file", default=None, metavar="FILE",
               help="TOML or YAML file: RunConfig keys plus lr_grid, lrs_from, embed_lr/gen_lr lists; flags given override it")
+@click.option("--seeds", default=None, metavar="S[,S...]",
+              help="run every cell once per seed; cells are selected on their mean dev score")
+@click.option("--budgets", default=None, metavar="FLOPS[,FLOPS...]",
+              help="run the grid once per training-FLOP budget (--max-train-flops each), for the dashboard's "
+                   "quality-at-equal-compute view")
 @click.pass_context
 def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: str | None, lrs_from: str | None,
-         force: bool, config_file: str | None, **kwargs) -> None:
+         force: bool, config_file: str | None, seeds: str | None, budgets: str | None, **kwargs) -> None:
     """Search learning rates: every cell is a stored run with a shared grid id; selection on dev EM (ties: F1).
 
     \b
@@ -448,9 +483,11 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
       harness grid --plugin rag_token --lrs-from two_phase   # the paper's choice for joint strategies
       harness grid --plugin rag_token --embed-lr 1e-6,1e-5 --gen-lr 1e-4,1e-3
       harness grid --config examples/configs/grid_ft_gen.toml
+      harness grid --plugin ft_gen --dataset synthbio --seeds 0,1,2 --budgets 1e13,3e13,1e14
     """
     from harness.config_file import load_grid_file
-    from harness.grid import cell_rows, check_rate_sources, parse_lr_list, plan_grid, run_grid, selected_lrs
+    from harness.grid import (check_rate_sources, parse_budgets, parse_lr_list, parse_seeds, plan_grid, run_grid,
+                              selected_lrs)
     from harness.runner import resolve
 
     file_values, file_grid = load_grid_file(config_file) if config_file else ({}, {})
@@ -464,14 +501,28 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
     store = _store(ctx)
     strategy_cls = resolve(base).strategy_cls
     fixed = selected_lrs(store, lrs_from, base) if lrs_from else None
-    plan = plan_grid(strategy_cls, lr_grid, explicit, fixed, lrs_from)
+    seed_list, budget_list = parse_seeds(seeds), parse_budgets(budgets)
+    if seed_list and "seed" in given:
+        raise UserError("give --seed or --seeds, not both")
+    plan = plan_grid(strategy_cls, lr_grid, explicit, fixed, lrs_from, search_optional=bool(seed_list or budget_list))
     quiet_libraries()
     console.print(f"grid of {plan.n_cells()} cells for {plan.strategy}"
-                  + (f" (rates from {lrs_from}: {fixed})" if lrs_from else ""))
-    result = run_grid(base, store, plan, force=force,
-                      on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} {c.run_id or c.error or ''}"))
+                  + (f" (rates from {lrs_from}: {fixed})" if lrs_from else "")
+                  + (f" × {len(seed_list)} seeds" if seed_list else "")
+                  + (f" × {len(budget_list)} FLOP budgets" if budget_list else ""))
+    for budget in budget_list or [base.max_train_flops]:
+        result = run_grid(dataclasses.replace(base, max_train_flops=budget), store, plan, force=force, seeds=seed_list,
+                          on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} "
+                                                          f"{', '.join(c.run_ids) or c.error or ''}"))
+        print_grid_result(result, plan, budget)
+
+
+def print_grid_result(result, plan, budget: float | None) -> None:
+    from harness.grid import cell_rows
+
     table = Table("", "stage", "embed lr", "gen lr", "dev EM", "dev F1", "test EM", "test F1", "fit s", "run",
-                  "status", title=f"grid {result.grid_id} · {plan.strategy} · selected on dev EM (ties: F1)")
+                  "status", title=f"grid {result.grid_id} · {plan.strategy} · selected on dev EM (ties: F1)"
+                                  + (f" · budget {budget:.3g} FLOPs" if budget else ""))
     for row in cell_rows(result):
         table.add_row("*" if row["selected"] else "", str(row["stage"]), *(_fmt_lr(row[n]) for n in ("embed_lr", "gen_lr")),
                       *(_fmt(row[m]) for m in ("dev_em", "dev_f1", "test_em", "test_f1", "fit_seconds")),

@@ -55,6 +55,35 @@ def parse_lr_list(text: str | None, option: str) -> list[float] | None:
     return values
 
 
+def parse_seeds(text: str | None) -> list[int] | None:
+    """'0,1,2' -> [0, 1, 2] (duplicates dropped, order kept); None stays None."""
+    if text is None:
+        return None
+    seeds: list[int] = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item.lstrip("-").isdigit() or int(item) < 0:
+            raise UserError(f"--seeds takes comma-separated integers >= 0, e.g. --seeds 0,1,2; got '{text}'")
+        if int(item) not in seeds:
+            seeds.append(int(item))
+    return seeds
+
+
+def parse_budgets(text: str | None) -> list[float] | None:
+    """'1e12,3e12' -> [1e12, 3e12] training-FLOP budgets, ascending; None stays None."""
+    if text is None:
+        return None
+    budgets = []
+    for item in (i.strip() for i in text.split(",")):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"--budgets takes comma-separated FLOP counts > 0, e.g. --budgets 1e13,3e13,1e14; got '{text}'")
+        budgets.append(value)
+    return sorted(set(budgets))
+
+
 # -- the plan -------------------------------------------------------------------------------------
 @dataclass
 class Stage:
@@ -84,13 +113,15 @@ def strategy_learning_rates(strategy_cls: Any) -> tuple[str, ...]:
 
 
 def plan_grid(strategy_cls: Any, lr_grid: str | None = None, explicit: dict[str, list[float] | None] | None = None,
-              fixed: dict[str, float | None] | None = None, source: str | None = None) -> GridPlan:
+              fixed: dict[str, float | None] | None = None, source: str | None = None,
+              search_optional: bool = False) -> GridPlan:
     """Which rates to search with which values, and in which stages. Raises UserError on a plan that
-    searches nothing or names a rate the strategy does not take."""
+    searches nothing (unless `search_optional`: a grid over budgets or seeds alone is one cell per budget)
+    or names a rate the strategy does not take."""
     name, takes = strategy_cls.name, strategy_learning_rates(strategy_cls)
     explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
     fixed = dict(fixed or {})
-    if not takes:
+    if not takes and not search_optional:
         raise UserError(f"strategy '{name}' trains nothing: there is no learning rate to search")
     for lr_name in explicit:
         if lr_name not in takes:
@@ -106,7 +137,7 @@ def plan_grid(strategy_cls: Any, lr_grid: str | None = None, explicit: dict[str,
         elif lr_name not in fixed and lr_grid is not None:
             values[lr_name] = list(LR_GRIDS[lr_grid])
     fixed = {lr_name: fixed.get(lr_name) for lr_name in takes if lr_name not in values}
-    if not values and source is None:
+    if not values and source is None and not search_optional:
         raise UserError("nothing to search: give --lr-grid paper, --embed-lr/--gen-lr lists, or --lrs-from STRATEGY")
     return GridPlan(name, values, fixed, _stages(strategy_cls, values), source)
 
@@ -124,10 +155,11 @@ def _stages(strategy_cls: Any, values: dict[str, list[float]]) -> list[Stage]:
 class Cell:
     stage: int
     lrs: dict[str, float | None]
-    run_id: str | None = None
+    run_id: str | None = None  # the first seed's run
     status: str = "pending"  # finished | skipped | failed
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # mean over the cell's seeds
     error: str | None = None
+    run_ids: list[str] = field(default_factory=list)  # one per seed
 
     def score(self) -> tuple[float, float]:
         dev = self.metrics.get("dev", {})
@@ -142,11 +174,13 @@ class GridResult:
     selected: Cell | None
 
 
-def grid_id_for(base: RunConfig, plan: GridPlan) -> str:
-    """Deterministic: the same grid (config, rates, code) gets the same id, so an interrupted grid resumes
-    under it (finished cells are skipped by their run key)."""
-    payload = json.dumps({"config": {k: v for k, v in base.to_dict().items() if k not in LR_NAMES},
-                          "values": plan.values, "fixed": plan.fixed, "code": code_version()}, sort_keys=True, default=str)
+def grid_id_for(base: RunConfig, plan: GridPlan, seeds: list[int] | None = None) -> str:
+    """Deterministic: the same grid (config, rates, seeds, code) gets the same id, so an interrupted grid
+    resumes under it (finished cells are skipped by their run key)."""
+    several = bool(seeds and len(seeds) > 1)
+    config = {k: v for k, v in base.to_dict().items() if k not in LR_NAMES and not (several and k == "seed")}
+    payload = json.dumps({"config": config, "values": plan.values, "fixed": plan.fixed, "code": code_version(),
+                          **({"seeds": seeds} if several else {})}, sort_keys=True, default=str)
     return "grid-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -160,13 +194,15 @@ def select_best(cells: list[Cell]) -> Cell | None:
     return max(done, key=lambda c: c.score()) if done else None
 
 
-def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False, on_cell=None) -> GridResult:
-    """Run every stage of `plan`; later stages fix the earlier stages' winners. `on_cell(cell)` after each."""
-    from harness.runner import StrategyFailed, execute
-
+def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False, on_cell=None,
+             seeds: list[int] | None = None) -> GridResult:
+    """Run every stage of `plan`; later stages fix the earlier stages' winners. `on_cell(cell)` after each.
+    With `seeds`, every cell runs once per seed and is selected on its mean dev score."""
     if "dev" not in base.eval_splits:
         raise UserError("a grid selects on the dev split: keep 'dev' in --eval-splits")
-    grid_id = grid_id_for(base, plan)
+    seeds = seeds or [base.seed]
+    base = dataclasses.replace(base, seed=seeds[0])
+    grid_id = grid_id_for(base, plan, seeds)
     chosen = dict(plan.fixed)
     cells: list[Cell] = []
     stage_cells: list[Cell] = []
@@ -174,14 +210,7 @@ def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False,
         stage_cells = []
         for combo in itertools.product(*(plan.values[n] for n in stage.searched)):
             cell = Cell(s, {**chosen, **dict(zip(stage.searched, combo))})
-            cfg = cell_config(base, cell.lrs, stage.options)
-            try:
-                outcome = execute(cfg, store, force=force, grid_id=grid_id)
-                cell.run_id, cell.status, cell.metrics = outcome.run_id, outcome.status, outcome.metrics
-                if outcome.status == "skipped":
-                    _adopt(store, outcome.run_id, grid_id)
-            except StrategyFailed as exc:  # a diverging rate must not end the search
-                cell.status, cell.error = "failed", str(exc)
+            run_cell(cell, cell_config(base, cell.lrs, stage.options), store, grid_id, seeds, force)
             stage_cells.append(cell)
             cells.append(cell)
             if on_cell:
@@ -191,6 +220,36 @@ def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False,
             raise UserError(f"grid {grid_id}: every cell of stage {s} failed; `harness show RUN_ID` has the errors")
         chosen.update({n: best.lrs[n] for n in stage.searched})
     return GridResult(grid_id, plan, cells, select_best(stage_cells))
+
+
+def run_cell(cell: Cell, cfg: RunConfig, store: Store, grid_id: str, seeds: list[int], force: bool) -> None:
+    """One run of the cell's config per seed; the cell's metrics are their mean, its status the worst."""
+    from harness.runner import StrategyFailed, execute
+
+    per_seed = []
+    for seed in seeds:
+        try:
+            outcome = execute(dataclasses.replace(cfg, seed=seed), store, force=force, grid_id=grid_id)
+        except StrategyFailed as exc:  # a diverging rate must not end the search
+            cell.status, cell.error = "failed", str(exc)
+            return
+        if outcome.status == "skipped":
+            _adopt(store, outcome.run_id, grid_id)
+        cell.run_ids.append(outcome.run_id)
+        per_seed.append(outcome)
+    cell.run_id = cell.run_ids[0]
+    cell.status = "finished" if any(o.status == "finished" for o in per_seed) else "skipped"
+    cell.metrics = mean_metrics([o.metrics for o in per_seed])
+
+
+def mean_metrics(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each split's metrics averaged over runs (a metric missing from a run is averaged over the others)."""
+    out: dict[str, dict[str, float]] = {}
+    for split in {s for r in runs for s in r}:
+        names = {n for r in runs for n in r.get(split, {})}
+        out[split] = {n: sum(v) / len(v) for n in names
+                      if (v := [r[split][n] for r in runs if r.get(split, {}).get(n) is not None])}
+    return out
 
 
 def _adopt(store: Store, run_id: str, grid_id: str) -> None:

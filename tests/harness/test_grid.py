@@ -167,3 +167,41 @@ def test_an_unknown_lr_grid_and_a_strategy_without_rates_are_refused(tiny_data, 
     assert run_cli(grid_args(tiny_data, "no_ft", "--lr-grid", "paper")) == 2
     assert "no learning rate" in capsys.readouterr().err
     assert db().query("SELECT id FROM runs") == []
+
+
+# -- seeds and FLOP budgets ---------------------------------------------------------------------------
+def test_run_with_seeds_stores_one_run_per_seed_and_prints_mean_and_std(tiny_data, capsys):
+    assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--seeds", "0,1", "--eval-splits", "dev")) == 0
+    out = capsys.readouterr().out
+    store = Store(os.environ["HARNESS_DB"])
+    runs = store.query("SELECT seed, config FROM runs WHERE status = 'finished' ORDER BY seed")
+    assert [r["seed"] for r in runs] == [0, 1] and "mean ± std over 2 seeds" in out
+    assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--seeds", "0,x")) == 2
+    assert "--seeds takes comma-separated integers" in capsys.readouterr().err
+    assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--seeds", "0,1", "--seed", "3")) == 2
+    assert "give --seed or --seeds, not both" in capsys.readouterr().err
+
+
+def test_grid_over_seeds_and_budgets_runs_every_cell_per_seed_and_budget(tiny_data, capsys):
+    args = ["grid", "--plugin", "ft_gen", "--dataset", "local", "--data-dir", str(tiny_data), "--embedder",
+            "tiny-embedder", "--generator", "tiny-llama", "--max-new-tokens", "2", "--batch-size", "2",
+            "--eval-splits", "dev", "--seeds", "0,1", "--budgets", "1e20,1"]
+    assert run_cli(args) == 0
+    out = capsys.readouterr().out
+    runs = Store(os.environ["HARNESS_DB"]).query("SELECT id, seed, grid_id, config FROM runs WHERE status = 'finished'")
+    budgets = sorted({json.loads(r["config"])["max_train_flops"] for r in runs})
+    assert budgets == [1.0, 1e20] and len(runs) == 4 and sorted(r["seed"] for r in runs) == [0, 0, 1, 1]
+    assert len({r["grid_id"] for r in runs}) == 2  # one grid per budget
+    steps = {r["id"]: Store(os.environ["HARNESS_DB"]).query(
+        "SELECT count(DISTINCT step) AS n FROM train_log WHERE run_id = ? AND name = 'loss'", [r["id"]])[0]["n"]
+        for r in runs}
+    for r in runs:  # 6 questions in batches of 2: the tiny budget stops after one step, the large one runs all 3
+        assert steps[r["id"]] == (1 if json.loads(r["config"])["max_train_flops"] == 1.0 else 3)
+    assert "budget 1 FLOPs" in out and "× 2 seeds × 2 FLOP budgets" in out
+
+
+def test_cell_metrics_are_the_mean_over_seeds():
+    from harness.grid import mean_metrics
+
+    merged = mean_metrics([{"dev": {"em": 10.0, "f1": 20.0}}, {"dev": {"em": 30.0}}])
+    assert merged == {"dev": {"em": 20.0, "f1": 20.0}}
