@@ -514,10 +514,10 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
         result = run_grid(dataclasses.replace(base, max_train_flops=budget), store, plan, force=force, seeds=seed_list,
                           on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} "
                                                           f"{', '.join(c.run_ids) or c.error or ''}"))
-        print_grid_result(result, plan, budget)
+        print_grid_result(store, result, plan, budget)
 
 
-def print_grid_result(result, plan, budget: float | None) -> None:
+def print_grid_result(store: Store, result, plan, budget: float | None) -> None:
     from harness.grid import cell_rows
 
     table = Table("", "stage", "embed lr", "gen lr", "dev EM", "dev F1", "test EM", "test F1", "fit s", "run",
