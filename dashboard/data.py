@@ -326,6 +326,34 @@ def _every_run(path: str, filters: Filters) -> pd.DataFrame:
     return frame.rename(columns={**unprefixed, "id": "run_id"})
 
 
+# -- quality at equal compute -------------------------------------------------------------------------
+def compute_curves(path: str, filters: Filters, y: str) -> pd.DataFrame:
+    """One point per strategy × training-FLOP budget (`max_train_flops`, "full" when unset): mean `y` on test
+    and mean spent `train_flops` over the budget's runs (the latest per cell and seed; with several cells at
+    one budget, the best by mean dev EM, as the leaderboard picks), with the seeds' std and count."""
+    if y not in QUALITY:
+        raise ValueError(f"y must be one of {QUALITY}")
+    runs = finished_runs(path, filters)
+    if runs.empty or "cost/train_flops" not in runs or f"test/{y}" not in runs:
+        return pd.DataFrame(columns=["strategy", "budget", "train_flops", y, f"{y}_std", "seeds"])
+    runs = runs.dropna(subset=["cost/train_flops", f"test/{y}"])
+    runs["budget"] = [_config(c).get("max_train_flops") or math.inf for c in runs["config"]]
+    points = []
+    for (strategy, budget), group in runs.groupby(["strategy", "budget"]):
+        cells = best_cells(group.to_dict("records"), earlier_options=earlier_stages())
+        for seeds in cells:
+            frame = pd.DataFrame(seeds)
+            points.append({"strategy": strategy, "budget": budget, "train_flops": frame["cost/train_flops"].mean(),
+                           y: frame[f"test/{y}"].mean(), f"{y}_std": frame[f"test/{y}"].std(ddof=1),
+                           "seeds": len(frame), "run_id": frame["id"].iloc[-1]})
+    curves = pd.DataFrame(points)
+    return curves.sort_values(["strategy", "train_flops"]).reset_index(drop=True) if not curves.empty else curves
+
+
+def _config(config) -> dict:
+    return json.loads(config) if isinstance(config, str) else dict(config)
+
+
 # -- one run -----------------------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def run_choices(path: str) -> pd.DataFrame:

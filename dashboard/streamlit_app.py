@@ -11,6 +11,7 @@ st.set_page_config(page_title="rag-harness leaderboard", page_icon=":material/le
 PAGES = [
     st.Page("app_pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:", default=True),
     st.Page("app_pages/quality_vs_cost.py", title="Quality vs cost", icon=":material/scatter_plot:"),
+    st.Page("app_pages/equal_compute.py", title="Equal compute", icon=":material/show_chart:"),
     st.Page("app_pages/run.py", title="Run", icon=":material/description:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/learning_rates.py", title="Learning rates", icon=":material/tune:"),
