@@ -80,6 +80,11 @@ class FlopCounter:
         self._depth = threading.local()
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo: dict) -> "FlopCounter":
+        """A deep copy of a watched model (a snapshot tower, a posterior retriever) keeps counting into this
+        counter: its hooks hold this object, which cannot be copied anyway (a lock, a thread-local)."""
+        return self
+
     def watch(self, module: torch.nn.Module | None) -> None:
         if module is None or id(module) in self._watched:
             return

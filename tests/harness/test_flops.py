@@ -92,3 +92,14 @@ def test_max_train_flops_stops_early_and_decays_the_rate_to_the_budget(tiny_data
 def test_max_train_flops_must_be_a_finite_positive_number(tiny_data, value, capsys):
     assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--max-train-flops", value)) == 2
     assert "--max-train-flops must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_a_watched_model_can_be_deep_copied_and_its_copy_counts_into_the_same_counter():
+    import copy
+
+    counter = FlopCounter()
+    model = torch.nn.Linear(4, 4)
+    counter.watch(model)
+    twin = copy.deepcopy(model)  # what a snapshot tower or a posterior retriever does
+    twin(torch.zeros(2, 4))
+    assert counter.total > 0
