@@ -24,14 +24,12 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from harness import cache_entries
 from harness.config import cache_dir
 from harness.errors import UserError
 from harness.optional import import_optional
@@ -164,21 +162,11 @@ def _where(rows: RowSource, row: int) -> str:
 def _cached_corpus_folder(key_parts: list, rows: RowSource, sources: list[str], batch_rows: int) -> "ArrowCorpus":
     key = hashlib.sha256(json.dumps([FORMAT_VERSION, key_parts], sort_keys=True).encode()).hexdigest()[:20]
     folder = cache_dir() / "corpora" / key
-    if not (folder / "meta.json").is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".corpus-"))
-        try:
-            write_corpus_folder(rows, tmp, batch_rows, sources)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        try:
-            os.rename(tmp, folder)  # atomic: a crash never leaves a half-written corpus folder
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not (folder / "meta.json").is_file():  # not another process finishing the same folder first
-                raise
-    return ArrowCorpus(folder)
+    cached = cache_entries.load_verified(folder, ArrowCorpus, "cached corpus")
+    if cached is not None:
+        return cached
+    # atomic: a crash never leaves a half-written corpus folder; a damaged one is rebuilt (and said)
+    return ArrowCorpus(cache_entries.publish(folder, lambda tmp: write_corpus_folder(rows, tmp, batch_rows, sources)))
 
 
 # -- reading a corpus folder------------------------------------------------------------------------

@@ -7,12 +7,16 @@
     HARNESS_LOAD_PLUGINS  allowlist of installed plugins (entry points) to load, comma-separated
     HARNESS_PLUGINS_DIR   like --plugins-dir: load every *.py in a folder
     HARNESS_TRACE_PLUGINS print every hook call when set
+    HARNESS_PROGRESS_SECONDS  seconds between progress lines off a terminal, a number >= 0 (default 30)
+    HARNESS_SHIPPED_VECTORS   0 to ignore corpus vectors shipped with a package, 1 (default) to use them
+    HARNESS_TRACKERS      run_finished exporters to turn on (checked in harness.tracking)
 
 A bad value is a UserError (exit 2) naming the variable, its value and what is allowed; never ignored.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -33,6 +37,28 @@ def threads() -> int:
     if value < 1:
         raise UserError(f"HARNESS_THREADS must be an integer >= 1 (torch CPU threads), got '{raw}'")
     return value
+
+
+def progress_seconds(default: float) -> float:
+    """HARNESS_PROGRESS_SECONDS as a finite number >= 0."""
+    raw = os.environ.get("HARNESS_PROGRESS_SECONDS")
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"HARNESS_PROGRESS_SECONDS must be a number of seconds >= 0 (0: every update), got '{raw}'")
+    return value
+
+
+def shipped_vectors() -> bool:
+    """HARNESS_SHIPPED_VECTORS: 1 (default) uses vectors shipped with a packaged corpus, 0 encodes instead."""
+    raw = os.environ.get("HARNESS_SHIPPED_VECTORS", "1").strip() or "1"
+    if raw not in ("0", "1"):
+        raise UserError(f"HARNESS_SHIPPED_VECTORS must be 0 or 1, got '{raw}'")
+    return raw == "1"
 
 
 def usable_dir(path: Path, what: str) -> Path:

@@ -15,7 +15,6 @@ switches off, so a plain line goes to stderr when the work starts, every `HARNES
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -25,16 +24,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from harness import env
+
 DEFAULT_SECONDS = 30.0
 
 
 def interval_seconds() -> float:
-    raw = os.environ.get("HARNESS_PROGRESS_SECONDS", "")
-    try:
-        value = float(raw) if raw else DEFAULT_SECONDS
-    except ValueError:
-        value = DEFAULT_SECONDS
-    return value if math.isfinite(value) and value >= 0 else DEFAULT_SECONDS
+    return env.progress_seconds(DEFAULT_SECONDS)
 
 
 def on_terminal() -> bool:

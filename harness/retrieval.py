@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness import cache_entries
+from harness import cache_entries, env
 from harness.config import cache_dir
 from harness.distributed import broadcast_from_main, shard_bounds
 from harness.errors import UserError
@@ -323,7 +323,7 @@ def shipped_vectors_name(weights: str, corpus_fp: str) -> str:
 
 def shipped_vectors_file(corpus: Corpus, weights: str, corpus_fp: str) -> Path | None:
     folder = getattr(corpus, "vectors_dir", None)
-    if folder is None or os.environ.get("HARNESS_SHIPPED_VECTORS", "1") == "0":
+    if folder is None or not env.shipped_vectors():
         return None
     path = Path(folder) / shipped_vectors_name(weights, corpus_fp)
     return path if path.is_file() else None

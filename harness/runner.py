@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from harness import __version__, env, plugins
-from harness.config import RunConfig, git_sha
+from harness.config import RunConfig, cache_dir, git_sha
 from harness.context import FitContext, parse_strategy_options
 from harness.distributed import broadcast_from_main, start_accelerator
 from harness.errors import Terminated, UserError
@@ -117,6 +117,13 @@ def run_metadata(device: str, grid_id: str | None, accelerator=None) -> dict:
             "device_count": processes if count and accelerator is not None else count, "grid_id": grid_id}
 
 
+def check_environment(store: Store) -> Path:
+    """Every HARNESS_* setting a run reads, checked before anything is stored; returns the artifacts root."""
+    env.threads(), env.progress_seconds(0), env.shipped_vectors()
+    cache_dir()
+    return artifacts_root(store)
+
+
 def artifacts_root(store: Store) -> Path:
     """HARNESS_ARTIFACTS, or `harness-artifacts` beside the store; checked to be a usable folder."""
     default = Path(store.path).resolve().parent / "harness-artifacts" if store.path != ":memory:" else Path("harness-artifacts")
@@ -137,7 +144,7 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     existing = broadcast_from_main(accelerator, store.finished_run_with_key(run_key) if main and not force else None)
     if existing:
         return RunOutcome(existing, "skipped" if main else "worker", store.run_metrics(existing) if main else {})
-    artifacts = artifacts_root(store)
+    artifacts = check_environment(store)
     dataset = load_dataset(cfg, resolved)
     configure_torch(cfg.seed)
     device = str(accelerator.device) if accelerator is not None else pick_device()

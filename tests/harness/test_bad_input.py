@@ -227,6 +227,12 @@ CASES = [
     Case("HARNESS_THREADS abc", run(), ("HARNESS_THREADS must be an integer >= 1", "'abc'"), env={"HARNESS_THREADS": "abc"}),
     Case("HARNESS_THREADS 0", run(), ("HARNESS_THREADS must be an integer >= 1", "'0'"), env={"HARNESS_THREADS": "0"}),
     Case("HARNESS_CACHE a file", run(), ("HARNESS_CACHE", "is not a folder"), setup=env_file("HARNESS_CACHE")),
+    Case("HARNESS_PROGRESS_SECONDS soon", run(), ("HARNESS_PROGRESS_SECONDS must be a number of seconds >= 0", "'soon'"),
+         env={"HARNESS_PROGRESS_SECONDS": "soon"}),
+    Case("HARNESS_SHIPPED_VECTORS yes", run(), ("HARNESS_SHIPPED_VECTORS must be 0 or 1", "'yes'"),
+         env={"HARNESS_SHIPPED_VECTORS": "yes"}),
+    Case("HARNESS_TRACKERS unknown", run(), ("HARNESS_TRACKERS: unknown tracker 'tensorboard'", "mlflow"),
+         env={"HARNESS_TRACKERS": "tensorboard"}),
     Case("HARNESS_ARTIFACTS a file", run(strategy="ft_gen"), ("HARNESS_ARTIFACTS", "is not a folder"),
          setup=env_file("HARNESS_ARTIFACTS")),
     Case("HARNESS_DB parent a file", args("leaderboard"), ("--db", "is a file, not a folder"),
@@ -259,7 +265,7 @@ def test_bad_input(case: Case, tiny_data, tmp_path, monkeypatch, capsys, ):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     capsys.readouterr()
-    before = finished_runs()
+    before = stored_runs()
     argv = case.args(tiny_data, tmp_path)
     if case.fresh_process:
         done = subprocess.run([HARNESS, *argv], capture_output=True, text=True, timeout=300, env=dict(os.environ))
@@ -276,17 +282,17 @@ def test_bad_input(case: Case, tiny_data, tmp_path, monkeypatch, capsys, ):
     for fragment in case.fragments:
         assert fragment in text, text
     if case.code == 2:
-        assert finished_runs() <= before  # a mistake never ends as a finished run
+        assert stored_runs() == before  # a mistake stores nothing: no run started, none finished
 
 
-def finished_runs() -> set[str]:
-    """Ids of the finished runs in the test's store (none if it does not exist or cannot be read)."""
+def stored_runs() -> list[tuple[str, str]]:
+    """(id, status) of every run in the test's store (none if it does not exist or cannot be read)."""
     from harness.errors import UserError
 
     path = os.environ["HARNESS_DB"]
     if not os.path.isfile(path):
-        return set()
+        return []
     try:
-        return {r["id"] for r in Store(path).query("SELECT id FROM runs WHERE status = 'finished'")}
+        return [(r["id"], r["status"]) for r in Store(path).query("SELECT id, status FROM runs ORDER BY id")]
     except UserError:
-        return set()
+        return []

@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from harness.errors import UserError
 from harness.progress import LineProgress, duration, interval_seconds, progress
 from tests.conftest import tiny_run_args
 
@@ -40,9 +43,12 @@ def test_lines_follow_the_interval_not_every_update():
 def test_interval_from_the_environment(monkeypatch):
     monkeypatch.setenv("HARNESS_PROGRESS_SECONDS", "5")
     assert interval_seconds() == 5
-    for bad in ("soon", "-1", "nan"):
+    for bad in ("soon", "-1", "nan"):  # never silently replaced: one clear error (exit 2 from the CLI)
         monkeypatch.setenv("HARNESS_PROGRESS_SECONDS", bad)
-        assert interval_seconds() == 30
+        with pytest.raises(UserError, match=f"HARNESS_PROGRESS_SECONDS must be a number of seconds >= 0.*'{bad}'"):
+            interval_seconds()
+    monkeypatch.delenv("HARNESS_PROGRESS_SECONDS")
+    assert interval_seconds() == 30
     assert duration(42) == "42s" and duration(291) == "4m51s" and duration(3720) == "1h02m"
 
 
