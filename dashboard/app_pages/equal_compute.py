@@ -19,7 +19,8 @@ def chart(curves, y: str) -> alt.LayerChart:
         color=alt.Color("strategy:N", legend=alt.Legend(orient="bottom")),
     )
     lines = base.mark_line(point=alt.OverlayMarkDef(size=90, filled=True))
-    spread = base.mark_errorbar().encode(y=alt.Y(f"low:Q"), y2="high:Q")
+    spread = base.mark_errorbar().encode(y=alt.Y("low:Q", title=f"test {components.label(y)} {components.arrow(y)}"),
+                                         y2="high:Q")
     tooltip = base.mark_circle(size=90, opacity=0).encode(tooltip=[
         "strategy", alt.Tooltip("train_flops:Q", format=".3g"), alt.Tooltip(f"{y}:Q", format=".1f"),
         alt.Tooltip("budget:N"), "seeds:Q", "run_id:N"])
@@ -43,7 +44,7 @@ def body(path: str) -> None:
     curves["budget"] = curves["budget"].map(lambda b: "full" if b == float("inf") else f"{b:.3g}")
     st.altair_chart(chart(curves, y), key="compute_chart")
     st.dataframe(curves[["strategy", "budget", "train_flops", y, f"{y}_std", "seeds", "run_id"]], hide_index=True,
-                 column_config={"train_flops": st.column_config.NumberColumn("training FLOPs", format="%.3g"),
+                 column_config={"train_flops": st.column_config.NumberColumn("training FLOPs", format="scientific"),
                                 y: components.metric_column(y), f"{y}_std": st.column_config.NumberColumn("± std",
                                                                                                         format="%.1f")})
 
