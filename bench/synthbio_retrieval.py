@@ -51,7 +51,7 @@ def report(label: str, values: np.ndarray, kinds: np.ndarray, base: np.ndarray |
 
 
 def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | None):
-    from plugins.strategies.ft_embed import DEFAULT_EMBED_LR, EmbedOptions, train_embedder
+    from harness.builtins.strategies.ft_embed import DEFAULT_EMBED_LR, EmbedOptions, train_embedder
 
     configure_torch(seed)
     encoder = copy.deepcopy(base_encoder)

@@ -8,7 +8,7 @@ averaged over its seeds; x is the FLOPs the runs actually spent (harness/flops.p
 import altair as alt
 import streamlit as st
 
-from dashboard import components, data
+from harness.dashboard import components, data
 
 
 def chart(curves, y: str) -> alt.LayerChart:
