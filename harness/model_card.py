@@ -187,8 +187,10 @@ def write_model_cards(store: Any, run_id: str, cfg: Any, resolved: Any) -> dict[
     the folders' new sha256. Returns kind -> card path."""
     from harness.config import code_version
     from harness.context import folder_sha256
+    from harness.runner import artifacts_root
 
-    paths = {kind: Path(path) for kind, path in store.run_artifact_paths(run_id).items()}
+    stored = store.run_artifact_paths(run_id)  # kind -> path relative to the run's artifact folder
+    paths = {kind: artifacts_root(store) / run_id / path for kind, path in stored.items()}
     if not paths:
         return {}
     generator_hub = getattr(resolved.generator_spec, "hub_id", None)
@@ -203,5 +205,5 @@ def write_model_cards(store: Any, run_id: str, cfg: Any, resolved: Any) -> dict[
     cards = {}
     for kind, folder in paths.items():
         cards[kind] = write_card(folder, kind, facts)
-        store.update_artifact_sha256(run_id, kind, str(folder), folder_sha256(folder))
+        store.update_artifact_sha256(run_id, kind, stored[kind], folder_sha256(folder))
     return cards

@@ -21,8 +21,10 @@ def db() -> Store:
 
 def finished_run(tiny_data, strategy, *extra) -> tuple[dict, dict[str, Path]]:
     assert run_cli(tiny_run_args(tiny_data, strategy, *extra)) == 0
+    from harness.artifacts import run_artifacts
+
     run = db().query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")[0]
-    return run, {kind: Path(p) for kind, p in db().run_artifact_paths(run["id"]).items()}
+    return run, run_artifacts(db(), run["id"])  # resolved inside the run's folder, sha256 checked
 
 
 def test_adapter_card_says_what_was_trained_how_and_how_well(tiny_data):
