@@ -53,7 +53,7 @@ def harness_loop(resolved, dataset, cfg, workdir) -> tuple[float, torch.nn.Modul
                      Path(workdir) / "artifacts")
     torch.manual_seed(0)
     start = time.perf_counter()
-    train_embedder(ctx, LR, EmbedOptions())
+    train_embedder(ctx, LR, EmbedOptions(), DEFAULT_BATCH)
     ctx.flush_log()
     return time.perf_counter() - start, encoder
 
@@ -94,6 +94,7 @@ def main() -> None:
     plugins.load_plugins()
     cfg = RunConfig(strategy="ft_embed", epochs=args.epochs)
     resolved = resolve(cfg)
+    cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     steps = steps_per_run(len(dataset.train), DEFAULT_BATCH, args.epochs)
     print(f"packaged MiniLM, {len(dataset.train)} (question, gold passage) pairs, batch {DEFAULT_BATCH}, "

@@ -10,8 +10,8 @@ import argparse
 import time
 
 import torch
-
 from _machine import header
+
 from harness.generation import Generator, first_line
 from harness.pipeline import RagPipeline
 from harness.plugins import datasets, load_plugins, models

@@ -14,8 +14,8 @@ import time
 
 import faiss
 import numpy as np
-
 from _machine import header
+
 from harness.retrieval import IndexParams, PassageIndex
 
 

@@ -47,6 +47,7 @@ def rag_token_step(ctx, batch, k):
 
 def setup(cfg, store, workdir, name):
     resolved = resolve(cfg)
+    cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     torch.manual_seed(0)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")

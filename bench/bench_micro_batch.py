@@ -43,6 +43,7 @@ def child(micro_batch: int, steps: int, batch_size: int, k: int, threads: int) -
     plugins.load_plugins()
     cfg = RunConfig(strategy="rag_token", batch_size=batch_size, k=k)
     resolved = resolve(cfg)
+    cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     dataset.train = dataset.train[: steps * batch_size]
     torch.manual_seed(0)

@@ -37,6 +37,7 @@ from harness.training import unfreeze
 def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, store: Store, workdir: str) -> dict:
     """One timed training run; mode None = no re-indexing."""
     resolved = resolve(cfg)
+    cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     torch.manual_seed(cfg.seed)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import torch
-
 from _machine import header
+
 from harness.plugins import datasets, load_plugins, models
 from harness.retrieval import build_or_load_index, encode_texts
 from harness.types import DatasetOptions, ModelOptions

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _machine import header  # noqa: E402
+
 from harness import plugins  # noqa: E402
 from harness.config import RunConfig  # noqa: E402
 from harness.context import FitContext  # noqa: E402
@@ -40,6 +41,7 @@ def fit_once(strategy: str, args, workdir: str) -> dict:
     cfg = RunConfig(strategy=strategy, embedder=embedder, generator=generator, corpus_limit=corpus_limit,
                     batch_size=args.batch_size)
     resolved = resolve(cfg)
+    cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     dataset.train = dataset.train[: args.train]
     torch.manual_seed(0)

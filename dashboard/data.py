@@ -27,7 +27,13 @@ import streamlit as st
 
 from harness.errors import UserError
 from harness.leaderboard import (
-    IDENTITY, best_cells, earlier_stage_cell, earlier_stage_options, grid_cell, latest_per_seed, pareto_front,
+    IDENTITY,
+    best_cells,
+    earlier_stage_cell,
+    earlier_stage_options,
+    grid_cell,
+    latest_per_seed,
+    pareto_front,
 )
 from harness.metrics import bootstrap_interval, metric_info, paired_bootstrap
 from harness.migrations import MIGRATIONS, latest_migration

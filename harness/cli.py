@@ -20,6 +20,7 @@ from harness import __version__, env, plugins
 from harness.config import INDEX_DEVICES, INDEX_KINDS, QUANTIZE_CHOICES, RunConfig, option_help
 from harness.errors import Terminated, UserError
 from harness.store import Store, default_db_path
+from harness.strategy import strategy_options_class
 from harness.table_formats import FORMATS, rows_as_text
 
 
@@ -90,7 +91,7 @@ def run_options(func):
         click.option("--index-device", type=click.Choice(INDEX_DEVICES), default="cpu", show_default=True,
                      help=HELP["index_device"]),
         click.option("--epochs", type=int, default=1, show_default=True, help=HELP["epochs"]),
-        click.option("--batch-size", type=int, default=4, show_default=True, help=HELP["batch_size"]),
+        click.option("--batch-size", type=int, default=None, help=HELP["batch_size"]),
         click.option("--tau", type=float, default=0.05, show_default=True, help=HELP["tau"]),
         click.option("--lora-rank", type=int, default=16, show_default=True, help=HELP["lora_rank"]),
         click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default=None, help=HELP["quantize"]),
@@ -287,6 +288,18 @@ def plugins_command() -> None:
     for info in plugins.plugin_info():
         table.add_row(info["name"], info["origin"], ", ".join(info["hooks"]))
     console.print(table)
+    print_contract_problems(plugins.strategies())
+
+
+def print_contract_problems(reg) -> None:
+    """Strategies that do not satisfy the contract (harness/strategy.py), each with what it lacks."""
+    if not reg.problems:
+        return
+    table = Table("strategy", "plugin", "missing", title="strategies that break the contract (harness/strategy.py): "
+                                                         "they cannot run")
+    for name, problems in sorted(reg.problems.items()):
+        table.add_row(name, reg.owners[name], "; ".join(problems))
+    console.print(table)
 
 
 @cli.command(name="list")
@@ -303,11 +316,17 @@ def list_command(what: str, verbose: bool) -> None:
     """
     if what == "strategies":
         reg = plugins.strategies()
-        table = Table("strategy", "needs context labels", "plugin", "description", *(["--set options"] if verbose else []))
+        table = Table("strategy", "needs context labels", "plugin", "description",
+                      *(["learning rates", "--set options"] if verbose else []))
         for name, cls in sorted(reg.items.items()):
-            row = [name, "yes" if getattr(cls, "needs_context_labels", False) else "no", reg.owners[name],
-                   getattr(cls, "description", "") or ((cls.__doc__ or "").strip().splitlines() or [""])[0]]
-            table.add_row(*(row + ([strategy_options_text(cls)] if verbose else [])))
+            if name in reg.problems:
+                continue
+            row = [name, "yes" if cls.needs_context_labels else "no", reg.owners[name], cls.description]
+            rates = "\n".join(f"{k}={v:g}" for k, v in cls.learning_rates.items()) or "–"
+            table.add_row(*(row + ([rates, strategy_options_text(cls)] if verbose else [])))
+        console.print(table)
+        print_contract_problems(reg)
+        return
     elif what == "models":
         table = Table("kind", "name", "plugin", "description")
         for kind, reg in plugins.models().items():
@@ -325,7 +344,7 @@ def list_command(what: str, verbose: bool) -> None:
 
 def strategy_options_text(cls) -> str:
     """`name=default  help` for each field of the strategy's Options dataclass (what --set accepts)."""
-    options = getattr(cls, "Options", None)
+    options = strategy_options_class(cls)
     if options is None:
         return "–"
     return "\n".join(f"{f.name}={f.default if f.default is not dataclasses.MISSING else '?'}  {f.metadata.get('help', '')}".rstrip()

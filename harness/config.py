@@ -69,7 +69,7 @@ class RunConfig:
     index_device: str = _opt("cpu", "where the index is searched: cpu, or cuda (flat: exact torch matmul + top-k "
                                     "sharded over every visible GPU; ivfpq: faiss-gpu)")
     epochs: int = _opt(1, "training epochs")
-    batch_size: int = _opt(4, "training batch size (questions per step)")
+    batch_size: int | None = _opt(None, "training batch size (questions per step; strategy default if unset, else 4)")
     embed_lr: float | None = _opt(None, "embedder learning rate (strategy default if unset)")
     gen_lr: float | None = _opt(None, "generator learning rate (strategy default if unset)")
     tau: float = _opt(0.05, "temperature of the retrieval softmax p(z|x) over cosine scores")
@@ -101,9 +101,9 @@ class RunConfig:
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), "a finite number > 0" + FLOAT_EXAMPLES.get(name, ""))
         _check_float("tau", self.tau, "a finite number > 0, e.g. 0.05")
-        for name in ("k", "epochs", "batch_size", "lora_rank", "max_new_tokens"):
+        for name in ("k", "epochs", "lora_rank", "max_new_tokens"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("limit", "corpus_limit", "eval_batch_size", "silver_labels"):
+        for name in ("limit", "corpus_limit", "batch_size", "eval_batch_size", "silver_labels"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0, MAX_SEED)

@@ -29,6 +29,7 @@ from typing import Any
 
 from harness.config import RunConfig
 from harness.errors import UserError
+from harness.strategy import strategy_options_class
 
 SUFFIXES = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}
 GRID_KEYS = {"lr_grid": "str | None", "lrs_from": "str | None", "embed_lr": "list[float] | float | None",
@@ -150,7 +151,7 @@ def _describe(type_text: str) -> str:
 
 def check_strategy_options(options: dict, strategy_cls: Any, path: Path) -> dict[str, Any]:
     """The `strategy_options` table checked against the strategy's Options dataclass, named by file and key."""
-    options_cls = getattr(strategy_cls, "Options", None)
+    options_cls = strategy_options_class(strategy_cls)
     fields = {f.name: f for f in dataclasses.fields(options_cls)} if options_cls else {}
     types = _option_types(options_cls)
     checked = {}

@@ -24,6 +24,7 @@ from harness.pipeline import RagPipeline
 from harness.progress import progress
 from harness.retrieval import PassageIndex, encode_corpus, encode_corpus_sharded, index_params
 from harness.store import Store
+from harness.strategy import strategy_options_class
 from harness.timing import Timer
 from harness.types import RagDataset
 
@@ -185,7 +186,7 @@ def folder_sha256(folder: Path) -> str:
 
 def parse_strategy_options(strategy_cls: Any, pairs: dict[str, Any]) -> Any:
     """Build the strategy's `Options` dataclass from `--set key=value` pairs, coercing to field types."""
-    options_cls = getattr(strategy_cls, "Options", None)
+    options_cls = strategy_options_class(strategy_cls)
     if options_cls is None:
         if pairs:
             raise UserError(f"strategy '{strategy_cls.name}' takes no options (--set); got {sorted(pairs)}")

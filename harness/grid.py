@@ -27,6 +27,7 @@ from harness import plugins
 from harness.config import RunConfig, code_version
 from harness.errors import UserError
 from harness.store import Store
+from harness.strategy import Strategy, lr_stages
 
 PAPER_GRID = (1e-8, 3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
 LR_GRIDS = {"paper": PAPER_GRID}
@@ -108,8 +109,8 @@ def check_rate_sources(lr_grid: str | None, source: str | None) -> None:
         raise UserError("--lrs-from reuses another strategy's rates and --lr-grid searches them: give one of the two")
 
 
-def strategy_learning_rates(strategy_cls: Any) -> tuple[str, ...]:
-    return tuple(getattr(strategy_cls, "learning_rates", LR_NAMES))
+def strategy_learning_rates(strategy_cls: Strategy) -> tuple[str, ...]:
+    return tuple(strategy_cls.learning_rates)
 
 
 def plan_grid(strategy_cls: Any, lr_grid: str | None = None, explicit: dict[str, list[float] | None] | None = None,
@@ -143,7 +144,7 @@ def plan_grid(strategy_cls: Any, lr_grid: str | None = None, explicit: dict[str,
 
 
 def _stages(strategy_cls: Any, values: dict[str, list[float]]) -> list[Stage]:
-    staged = [(n, dict(opts)) for n, opts in getattr(strategy_cls, "lr_stages", ()) if n in values]
+    staged = [(n, dict(opts)) for n, opts in lr_stages(strategy_cls) if n in values]
     if len(staged) > 1 and len(staged) == len(values):
         # each rate on its own; a stage's options apply only when a later stage finishes the job
         return [Stage([n], opts if i < len(staged) - 1 else {}) for i, (n, opts) in enumerate(staged)]
@@ -272,7 +273,7 @@ def selected_lrs(store: Store, source: str, base: RunConfig) -> dict[str, float 
         raise UserError(f"no finished {source} grid for dataset '{base.dataset}' with {base.embedder} + "
                         f"{base.generator}; run `harness grid --plugin {source} --lr-grid paper` first")
     latest = runs[0]["grid_id"]
-    earlier = [opts for _, opts in getattr(source_cls, "lr_stages", ())[:-1] if opts]
+    earlier = [opts for _, opts in lr_stages(source_cls)[:-1] if opts]
     cells = []
     for run in (r for r in runs if r["grid_id"] == latest):
         config = json.loads(run["config"])

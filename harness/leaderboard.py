@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness.store import Store
+from harness.strategy import lr_stages
 
 IDENTITY = ("strategy", "dataset", "embedder", "generator")
 
@@ -97,7 +98,7 @@ def best_cells(runs: Sequence[dict], select: str = "dev/em", tie_break: str = "d
 
 def earlier_stage_options(strategies: dict[str, type]) -> dict[str, list[dict]]:
     """From strategy classes by name: the options of every `lr_stages` stage but the last, where set."""
-    return {name: [dict(opts) for _, opts in getattr(cls, "lr_stages", ())[:-1] if opts]
+    return {name: [dict(opts) for _, opts in lr_stages(cls)[:-1] if opts]
             for name, cls in strategies.items()}
 
 

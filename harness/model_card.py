@@ -198,10 +198,9 @@ def write_model_cards(store: Any, run_id: str, cfg: Any, resolved: Any) -> dict[
         point_adapter_at_hub(paths["adapter"], generator_hub)
     generator_ref = generator_hub or (adapter_base_path(paths["adapter"]) if "adapter" in paths else None)
     strategy = resolved.strategy_cls
-    facts = CardFacts(run_id, cfg.to_dict(), store.run_metrics(run_id), getattr(strategy, "description", "") or strategy.name,
-                      getattr(strategy, "citation", "") or "", generator_ref or model_ref(resolved.generator_spec, cfg.generator),
-                      model_ref(resolved.embedder_spec, cfg.embedder), code_version(),
-                      tuple(getattr(strategy, "learning_rates", ("embed_lr", "gen_lr"))))
+    facts = CardFacts(run_id, cfg.to_dict(), store.run_metrics(run_id), strategy.description or strategy.name,
+                      strategy.citation, generator_ref or model_ref(resolved.generator_spec, cfg.generator),
+                      model_ref(resolved.embedder_spec, cfg.embedder), code_version(), tuple(strategy.learning_rates))
     cards = {}
     for kind, folder in paths.items():
         cards[kind] = write_card(folder, kind, facts)

@@ -22,6 +22,7 @@ import pluggy
 
 from harness import env, hookspecs
 from harness.errors import PluginError, UserError, unknown_name_error
+from harness.strategy import contract_problems
 
 # the repository's plugins/ folder, installed as harness.builtins (one top-level import name in the wheel)
 BUILTIN_PACKAGES = tuple(f"harness.builtins.{kind}" for kind in ("strategies", "models", "datasets", "commands",
@@ -126,6 +127,7 @@ class Registry:
     kind: str
     items: dict[str, Any] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)  # name -> what it lacks of its contract
 
     def add(self, name: str, item: Any, owner: str) -> None:
         if name in self.items:
@@ -161,16 +163,20 @@ def _collect(hook_name: str, kinds: dict[str, Registry], key) -> None:
 
 
 def strategies() -> Registry:
+    """Every registered strategy class; one that breaks the contract (harness/strategy.py) is kept with what
+    it lacks in `problems` (`harness plugins` lists it; running it is a clear error)."""
     reg = Registry("strategy")
     _collect("register_strategies", {"strategy": reg}, lambda cls: ("strategy", _strategy_name(cls)))
+    for name, cls in reg.items.items():
+        if problems := contract_problems(cls):
+            reg.problems[name] = problems
     return reg
 
 
 def _strategy_name(cls: Any) -> str:
+    """Its `name`, or (when it has none) its class path, so that it can still be listed with its problems."""
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not callable(getattr(cls, "fit", None)):
-        raise PluginError(f"strategy {cls!r} needs a string `name` and a `fit(ctx)` method")
-    return name
+    return name if isinstance(name, str) else f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)}"
 
 
 def models() -> dict[str, Registry]:

@@ -7,13 +7,13 @@ Vectors are L2-normalized, so inner product = cosine. The default index is exact
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -29,6 +29,7 @@ from harness.retrieval import build_or_load_index, index_params
 from harness.silver import with_silver_labels
 from harness.splits import limit_corpus
 from harness.store import Store
+from harness.strategy import resolve_defaults
 from harness.timing import Timer, device_description, peak_memory_mb, pick_device
 from harness.types import DatasetOptions, ModelOptions, RagDataset
 
@@ -49,6 +50,7 @@ class Resolved:
     embedder_spec: Any
     generator_spec: Any
     options: Any
+    config: RunConfig  # the config with the strategy's defaults (and the harness's) filled in: what runs and is stored
 
 
 @dataclass
@@ -59,9 +61,14 @@ class RunOutcome:
 
 
 def resolve(cfg: RunConfig) -> Resolved:
-    """Look every name up (clear error with the known names and a close match), parse strategy options."""
+    """Look every name up (clear error with the known names and a close match), parse strategy options, and
+    fill the defaults the user left unset into the config (`Resolved.config`: what runs and is stored)."""
     strategies = plugins.strategies()
     strategy_cls = strategies.get(cfg.strategy)
+    if problems := strategies.problems.get(cfg.strategy):
+        raise UserError(f"strategy '{cfg.strategy}' (plugin {strategies.owners[cfg.strategy]}) does not satisfy the "
+                        f"strategy contract (harness/strategy.py): missing {', '.join(problems)}")
+    options = parse_strategy_options(strategy_cls, cfg.strategy_options)
     models = plugins.models()
     return Resolved(
         strategy_cls=strategy_cls,
@@ -69,7 +76,8 @@ def resolve(cfg: RunConfig) -> Resolved:
         dataset_spec=plugins.datasets().get(cfg.dataset),
         embedder_spec=models["embedder"].get(cfg.embedder),
         generator_spec=models["generator"].get(cfg.generator),
-        options=parse_strategy_options(strategy_cls, cfg.strategy_options),
+        options=options,
+        config=resolve_defaults(cfg, strategy_cls, options),
     )
 
 
@@ -77,13 +85,13 @@ def load_dataset(cfg: RunConfig, resolved: Resolved) -> RagDataset:
     dataset = resolved.dataset_spec.load(DatasetOptions(data_dir=cfg.data_dir, limit=cfg.limit))
     if cfg.corpus_limit:
         dataset = limit_corpus(dataset, cfg.corpus_limit)
-    needs_labels = getattr(resolved.strategy_cls, "needs_context_labels", False) and not cfg.silver_labels
+    needs_labels = resolved.strategy_cls.needs_context_labels and not cfg.silver_labels
     if needs_labels and not dataset.has_context_labels:
         raise UserError(
             f"strategy '{cfg.strategy}' needs context labels (gold passage ids) and dataset '{cfg.dataset}' has none; "
             "pick a strategy that learns without them (e.g. rag_token, two_phase), or label them with --silver-labels N"
         )
-    if not dataset.train and resolved.strategy_cls.name != "no_ft":
+    if not dataset.train and resolved.strategy_cls.learning_rates:  # a strategy that trains nothing needs no train split
         raise UserError(f"dataset '{cfg.dataset}' has no training examples")
     return dataset
 
@@ -137,6 +145,7 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     and evaluates its shards; only the main process touches the store.
     """
     resolved = resolve(cfg)
+    cfg = resolved.config
     check_run_devices(cfg)
     accelerator = start_accelerator()
     main = accelerator is None or accelerator.is_main_process

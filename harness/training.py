@@ -8,14 +8,12 @@ harness/likelihoods.py, LoRA in harness/lora.py, saving what was trained in harn
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Iterator, Sequence
 
 import torch
 
-from harness.config import RunConfig
 from harness.generation import Generator
 from harness.pipeline import RagPipeline
 from harness.timing import peak_memory_mb
@@ -85,21 +83,7 @@ def backward_in_chunks(batch: Sequence, micro_batch: int, step_fn) -> tuple[torc
     return total, parts
 
 
-# -- strategy defaults --------------------------------------------------------------------------
-def strategy_default(cfg: RunConfig, name: str, default):
-    """`cfg.<name>` when the user set it, else the strategy's own default.
-
-    A learning rate is "set" when it is not None. An integer option (batch_size, epochs) is "set" when it
-    differs from RunConfig's default, so `--batch-size 16` wins and an untouched run gets the strategy's
-    value (e.g. ft_embed's batch of 8 from the paper). The effective value is logged at step 0.
-    """
-    value = getattr(cfg, name)
-    if name.endswith("_lr"):
-        return default if value is None else value
-    harness_default = next(f.default for f in dataclasses.fields(RunConfig) if f.name == name)
-    return default if value == harness_default else value
-
-
+# -- retrieval size ------------------------------------------------------------------------------
 def effective_k(pipeline: RagPipeline, k: int) -> int:
     """k, capped by the corpus size (a 3-passage corpus cannot give 5 candidates)."""
     return min(k, len(pipeline.corpus))

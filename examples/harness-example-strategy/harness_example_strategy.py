@@ -25,7 +25,6 @@ from harness.training import (
     gold_passage,
     linear_schedule,
     steps_per_run,
-    strategy_default,
     trainable,
 )
 
@@ -35,7 +34,7 @@ class GoldContextGenerator:
     citation = "rag-harness example plugin (2025)."
     needs_context_labels = True
     description = "example plugin: LoRA on the generator with the gold passage as context"
-    learning_rates = ("gen_lr",)
+    learning_rates = {"gen_lr": 1e-3}
 
     @dataclass
     class Options:
@@ -48,7 +47,7 @@ class GoldContextGenerator:
             examples = examples[: ctx.options.max_examples]
         generator = prepare_generator_for_lora(ctx)  # LoRA r = --lora-rank (QLoRA with --quantize 4bit)
         total = steps_per_run(len(examples), cfg.batch_size, cfg.epochs)
-        optimizer, scheduler = linear_schedule([(trainable(generator.model), strategy_default(cfg, "gen_lr", 1e-3), "gen")], total)
+        optimizer, scheduler = linear_schedule([(trainable(generator.model), cfg.gen_lr, "gen")], total)
         meter = StepMeter(ctx)  # logs loss, lr, tokens/s, peak memory; counts trained tokens
         generator.model.train()
         batches = epoch_batches(examples, cfg.batch_size, cfg.epochs, cfg.seed)

@@ -51,7 +51,6 @@ from harness.training import (
     gold_passage,
     linear_schedule,
     steps_per_run,
-    strategy_default,
     unfreeze,
 )
 
@@ -150,11 +149,16 @@ def gold_pairs(ctx) -> list[tuple]:
     return [(ex, z) for ex, z in pairs if z is not None]
 
 
-def train_embedder(ctx, embed_lr: float, options: EmbedOptions, desc: str = "ft_embed", step_offset: int = 0) -> int:
+def default_batch(options: EmbedOptions) -> int:
+    """The paper's batch of 8 (64 for the cached variant), when --batch-size is not given."""
+    return DEFAULT_CACHED_BATCH if options.cached else DEFAULT_BATCH
+
+
+def train_embedder(ctx, embed_lr: float, options: EmbedOptions, batch_size: int, desc: str = "ft_embed",
+                   step_offset: int = 0) -> int:
     """The ft_embed loop on ctx.pipeline.query_encoder. Returns the number of steps run."""
     cfg, pipeline = ctx.config, ctx.pipeline
     encoder = pipeline.query_encoder
-    batch_size = strategy_default(cfg, "batch_size", DEFAULT_CACHED_BATCH if options.cached else DEFAULT_BATCH)
     epochs = cfg.epochs
     gold_of = dict((ex.id, z) for ex, z in gold_pairs(ctx))
     examples = [ex for ex in ctx.train if ex.id in gold_of]
@@ -210,12 +214,16 @@ class FineTuneEmbedder:
     citation = CITATION
     needs_context_labels = True
     description = "embedder only: MultipleNegativesRankingLoss on (question, gold passage), batch 8 (Lawton et al. 2025)"
-    learning_rates = ("embed_lr",)
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR}
     Options = EmbedOptions
 
+    @staticmethod
+    def run_defaults(options: EmbedOptions) -> dict:
+        return {"batch_size": default_batch(options)}
+
     def fit(self, ctx) -> None:
-        embed_lr = strategy_default(ctx.config, "embed_lr", DEFAULT_EMBED_LR)
-        train_embedder(ctx, embed_lr, ctx.options)
+        embed_lr = ctx.config.embed_lr
+        train_embedder(ctx, embed_lr, ctx.options, ctx.config.batch_size)
         finish_embedder(ctx, ctx.options)
 
 

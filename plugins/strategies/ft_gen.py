@@ -37,7 +37,6 @@ from harness.training import (
     gold_answer,
     linear_schedule,
     steps_per_run,
-    strategy_default,
     trainable,
 )
 
@@ -94,10 +93,10 @@ class FineTuneGenerator:
     citation = CITATION
     needs_context_labels = False
     description = "generator only: LoRA/QLoRA r=16 on the frozen retriever's top-k (Lawton et al. 2025)"
-    learning_rates = ("gen_lr",)
+    learning_rates = {"gen_lr": DEFAULT_GEN_LR}
 
     def fit(self, ctx) -> None:
-        gen_lr = strategy_default(ctx.config, "gen_lr", DEFAULT_GEN_LR)
+        gen_lr = ctx.config.gen_lr
         generator = prepare_generator_for_lora(ctx)
         train_generator(ctx, gen_lr)
         save_adapter(ctx, generator)

@@ -22,12 +22,18 @@ Defaults are ft_embed's (lr 1e-5, batch 8) and ft_gen's (lr 1e-3, --batch-size),
 from dataclasses import dataclass
 
 from harness.artifacts import save_adapter
-from harness.builtins.strategies.ft_embed import DEFAULT_EMBED_LR, EmbedOptions, finish_embedder, train_embedder
+from harness.builtins.strategies.ft_embed import (
+    DEFAULT_EMBED_LR,
+    EmbedOptions,
+    default_batch,
+    finish_embedder,
+    train_embedder,
+)
 from harness.builtins.strategies.ft_gen import DEFAULT_GEN_LR, train_generator
 from harness.builtins.strategies.rag_token import LAWTON
 from harness.hookspecs import hookimpl
 from harness.lora import prepare_generator_for_lora
-from harness.training import strategy_default
+from harness.strategy import DEFAULT_BATCH_SIZE
 
 
 class Independent:
@@ -35,7 +41,7 @@ class Independent:
     citation = LAWTON
     needs_context_labels = True
     description = "ft_embed + ft_gen, each from the base models, combined (Lawton et al. 2025)"
-    learning_rates = ("embed_lr", "gen_lr")
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     lr_stages = (("gen_lr", {}), ("embed_lr", {}))
 
     @dataclass
@@ -46,11 +52,12 @@ class Independent:
         cfg = ctx.config
         # 1) the generator, on the base retriever's top-k (before the embedder changes)
         generator = prepare_generator_for_lora(ctx)
-        steps = train_generator(ctx, strategy_default(cfg, "gen_lr", DEFAULT_GEN_LR), desc="indp 1/2 (ft_gen)")
+        steps = train_generator(ctx, cfg.gen_lr, desc="indp 1/2 (ft_gen)")
         save_adapter(ctx, generator)
         # 2) the embedder, from its base weights, on (question, gold passage)
-        train_embedder(ctx, strategy_default(cfg, "embed_lr", DEFAULT_EMBED_LR), ctx.options,
-                       desc="indp 2/2 (ft_embed)", step_offset=steps)
+        # its batch: ft_embed's (8; 64 cached) unless --batch-size differs from the harness's 4 (ft_gen's batch)
+        embed_batch = default_batch(ctx.options) if cfg.batch_size == DEFAULT_BATCH_SIZE else cfg.batch_size
+        train_embedder(ctx, cfg.embed_lr, ctx.options, embed_batch, desc="indp 2/2 (ft_embed)", step_offset=steps)
         finish_embedder(ctx, ctx.options)
 
 

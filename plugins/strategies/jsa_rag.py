@@ -65,7 +65,6 @@ from harness.training import (
     gold_answer,
     linear_schedule,
     steps_per_run,
-    strategy_default,
     unfreeze,
 )
 
@@ -362,13 +361,13 @@ class JsaRag:
     citation = CITATION
     needs_context_labels = False
     description = "prior + posterior retriever + generator, MIS E-step and EM-like M-step (Cao et al. 2025)"
-    learning_rates = ("embed_lr", "gen_lr")
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = JsaOptions
 
     def fit(self, ctx) -> None:
         options = ctx.options or JsaOptions()
-        embed_lr = strategy_default(ctx.config, "embed_lr", DEFAULT_EMBED_LR)
-        gen_lr = strategy_default(ctx.config, "gen_lr", DEFAULT_GEN_LR)
+        embed_lr = ctx.config.embed_lr
+        gen_lr = ctx.config.gen_lr
         generator = prepare_generator_for_lora(ctx)
         prior = ctx.pipeline.query_encoder
         posterior = make_posterior_retriever(prior)  # copied before the prior trains

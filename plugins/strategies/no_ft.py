@@ -14,7 +14,7 @@ class NoFineTuning:
     )
     needs_context_labels = False
     description = "baseline: base embedder and generator, no training"
-    learning_rates = ()  # nothing trains: `harness grid` has nothing to search
+    learning_rates = {}  # nothing trains: `harness grid` has nothing to search
 
     def fit(self, ctx) -> None:
         """Nothing to train: the pipeline is evaluated as loaded."""

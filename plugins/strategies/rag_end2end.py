@@ -69,7 +69,6 @@ from harness.training import (
     gold_answer,
     linear_schedule,
     steps_per_run,
-    strategy_default,
     unfreeze,
 )
 
@@ -164,13 +163,13 @@ class RagEnd2End:
     citation = CITATION
     needs_context_labels = False
     description = "E_q + E_p + generator, RAG-Token loss, corpus re-indexed in the background (Siriwardhana et al. 2021)"
-    learning_rates = ("embed_lr", "gen_lr")
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = End2EndOptions
 
     def fit(self, ctx) -> None:
         options = ctx.options or End2EndOptions()
-        embed_lr = strategy_default(ctx.config, "embed_lr", DEFAULT_EMBED_LR)
-        gen_lr = strategy_default(ctx.config, "gen_lr", DEFAULT_GEN_LR)
+        embed_lr = ctx.config.embed_lr
+        gen_lr = ctx.config.gen_lr
         generator = prepare_generator_for_lora(ctx)
         unfreeze(ctx.pipeline.query_encoder)
         passage_tower = separate_passage_tower(ctx.pipeline)

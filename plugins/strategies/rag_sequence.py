@@ -20,7 +20,14 @@ with grad, 3) per-passage answer likelihoods (B, k, T), 4) this loss, 5) one Ada
 
 import torch
 
-from harness.builtins.strategies.rag_token import LAWTON, LEWIS, RagOptions, fit_jointly
+from harness.builtins.strategies.rag_token import (
+    DEFAULT_EMBED_LR,
+    DEFAULT_GEN_LR,
+    LAWTON,
+    LEWIS,
+    RagOptions,
+    fit_jointly,
+)
 from harness.hookspecs import hookimpl
 
 
@@ -38,7 +45,7 @@ class RagSequence:
     citation = LEWIS + "\n" + LAWTON
     needs_context_labels = False
     description = "joint E_q + generator, RAG-Sequence marginal over the top-k (Lewis et al. 2020)"
-    learning_rates = ("embed_lr", "gen_lr")
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = RagOptions
 
     def fit(self, ctx) -> None:

@@ -48,7 +48,6 @@ from harness.training import (
     gold_answer,
     linear_schedule,
     steps_per_run,
-    strategy_default,
     trainable,
     unfreeze,
 )
@@ -141,8 +140,8 @@ def train_rag(ctx, loss_fn: RagLoss, embed_lr: float, gen_lr: float, desc: str, 
 
 def fit_jointly(ctx, loss_fn: RagLoss, desc: str) -> None:
     """rag_token / rag_sequence: LoRA on the generator, E_q in full, one joint loop, save both."""
-    embed_lr = strategy_default(ctx.config, "embed_lr", DEFAULT_EMBED_LR)
-    gen_lr = strategy_default(ctx.config, "gen_lr", DEFAULT_GEN_LR)
+    embed_lr = ctx.config.embed_lr
+    gen_lr = ctx.config.gen_lr
     generator = prepare_generator_for_lora(ctx)
     unfreeze(ctx.pipeline.query_encoder)
     train_rag(ctx, loss_fn, embed_lr, gen_lr, desc, micro_batch=(ctx.options or RagOptions()).micro_batch)
@@ -155,7 +154,7 @@ class RagToken:
     citation = LEWIS + "\n" + LAWTON
     needs_context_labels = False
     description = "joint E_q + generator, RAG-Token marginal over the top-k (Lewis et al. 2020)"
-    learning_rates = ("embed_lr", "gen_lr")
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = RagOptions
 
     def fit(self, ctx) -> None:

@@ -33,7 +33,7 @@ from harness.builtins.strategies.rag_token import (
 )
 from harness.hookspecs import hookimpl
 from harness.lora import prepare_generator_for_lora
-from harness.training import freeze, strategy_default, unfreeze
+from harness.training import freeze, unfreeze
 
 
 class TwoPhase:
@@ -41,7 +41,7 @@ class TwoPhase:
     citation = LAWTON + "\n" + LEWIS
     needs_context_labels = False
     description = "RAG-Token: generator with E_q frozen, then E_q with the generator frozen (Lawton et al. 2025)"
-    learning_rates = ("embed_lr", "gen_lr")
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     # `harness grid` searches these one after the other: (learning rate, options for its cells)
     lr_stages = (("gen_lr", {"phases": "1"}), ("embed_lr", {}))
 
@@ -56,8 +56,8 @@ class TwoPhase:
 
     def fit(self, ctx) -> None:
         encoder = ctx.pipeline.query_encoder
-        embed_lr = strategy_default(ctx.config, "embed_lr", DEFAULT_EMBED_LR)
-        gen_lr = strategy_default(ctx.config, "gen_lr", DEFAULT_GEN_LR)
+        embed_lr = ctx.config.embed_lr
+        gen_lr = ctx.config.gen_lr
         generator = prepare_generator_for_lora(ctx)
         # phase 1: the generator's adapters, E_q frozen
         freeze(encoder)

@@ -47,7 +47,6 @@ from harness.training import (
     gold_answer,
     linear_schedule,
     steps_per_run,
-    strategy_default,
     unfreeze,
 )
 
@@ -142,13 +141,13 @@ class Vrag:
     citation = JSA_CITATION
     needs_context_labels = False
     description = "posterior retriever top-k, posterior-weighted NLL + KL(posterior ‖ prior) (VRAG)"
-    learning_rates = ("embed_lr", "gen_lr")
+    learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = VragOptions
 
     def fit(self, ctx) -> None:
         options = ctx.options or VragOptions()
-        embed_lr = strategy_default(ctx.config, "embed_lr", DEFAULT_EMBED_LR)
-        gen_lr = strategy_default(ctx.config, "gen_lr", DEFAULT_GEN_LR)
+        embed_lr = ctx.config.embed_lr
+        gen_lr = ctx.config.gen_lr
         generator = prepare_generator_for_lora(ctx)
         prior = ctx.pipeline.query_encoder
         posterior = make_posterior_retriever(prior)

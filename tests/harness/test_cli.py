@@ -106,6 +106,8 @@ class {cls}:
     name = "{name}"
     citation = ""
     needs_context_labels = False
+    description = "test double"
+    learning_rates = dict()
     def fit(self, ctx):
         ctx.log(0, loss=1.0)
         raise {exc}
@@ -169,6 +171,8 @@ def test_database_is_not_held_open_during_fit(clean_plugins, tiny_data, tmp_path
             name = "probing"
             citation = ""
             needs_context_labels = False
+            description = "test double"
+            learning_rates = {}
             def fit(self, ctx):
                 code = "import duckdb, os; duckdb.connect(os.environ['HARNESS_DB'], read_only=True).close()"
                 subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -86,7 +86,8 @@ class LrOracle:
     name = "lr_oracle"
     citation = "test double"
     needs_context_labels = False
-    learning_rates = ("gen_lr",)
+    description = "test double"
+    learning_rates = {"gen_lr": 1e-3}
 
     def fit(self, ctx):
         good = {"dev": 1e-3, "test": 1e-4}
@@ -133,7 +134,11 @@ def test_two_phase_grid_then_rag_token_reuses_its_winners(tiny_data, capsys):
     configs = [json.loads(r["config"]) for r in runs]
     assert len(runs) == 4 and len({r["grid_id"] for r in runs}) == 1
     stage1, stage2 = configs[:2], configs[2:]
-    assert all(c["strategy_options"] == {"phases": "1"} and c["embed_lr"] is None for c in stage1)
+    # stage 1 searches gen_lr only; its cells store the embed_lr they ran with, two_phase's default
+    from harness.builtins.strategies.two_phase import TwoPhase
+
+    default_embed_lr = TwoPhase.learning_rates["embed_lr"]
+    assert all(c["strategy_options"] == {"phases": "1"} and c["embed_lr"] == default_embed_lr for c in stage1)
     winner = max(zip(runs[:2], stage1), key=lambda rc: (db().run_metrics(rc[0]["id"])["dev"]["em"],
                                                          db().run_metrics(rc[0]["id"])["dev"]["f1"]))[1]["gen_lr"]
     assert [c["gen_lr"] for c in stage2] == [winner, winner] and [c["embed_lr"] for c in stage2] == [1e-5, 1e-4]

@@ -5,7 +5,11 @@ import json
 import numpy as np
 
 from harness.leaderboard import (
-    best_cells, earlier_stage_options, grid_cell, latest_per_seed, pareto_front,
+    best_cells,
+    earlier_stage_options,
+    grid_cell,
+    latest_per_seed,
+    pareto_front,
 )
 
 

@@ -2,8 +2,18 @@
 
 import pytest
 
-from harness.metrics import (METRICS, answer_hit, bootstrap_interval, exact_match, f1_score, has_answer, metric_info,
-                             normalize_answer, passage_hit, simple_tokens)
+from harness.metrics import (
+    METRICS,
+    answer_hit,
+    bootstrap_interval,
+    exact_match,
+    f1_score,
+    has_answer,
+    metric_info,
+    normalize_answer,
+    passage_hit,
+    simple_tokens,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,5 @@
 """Plugin discovery: built-ins, entry points, --plugins-dir, the allowlist, and loud failures."""
 
-import sys
 import textwrap
 
 import pytest
@@ -16,6 +15,8 @@ class {cls}:
     name = "{name}"
     citation = "test"
     needs_context_labels = False
+    description = "test double"
+    learning_rates = dict()
     def fit(self, ctx):
         pass
 

@@ -4,7 +4,14 @@ import pyarrow as pa
 import pytest
 
 from harness.errors import UserError
-from tests.plugins.datasets.conftest import all_examples, load, write_json, write_jsonl, write_parquet, write_wiki_corpus
+from tests.plugins.datasets.conftest import (
+    all_examples,
+    load,
+    write_json,
+    write_jsonl,
+    write_parquet,
+    write_wiki_corpus,
+)
 
 STRINGS = pa.list_(pa.string())
 SCHEMA = pa.schema([  # mandarjoshi/trivia_qa, *.nocontext configs

@@ -21,6 +21,7 @@ def tiny_context(tmp_path: Path, data_dir: Path, strategy: str, **overrides) -> 
     cfg = RunConfig(strategy=strategy, dataset="local", data_dir=str(data_dir), embedder="tiny-embedder",
                     generator="tiny-llama", max_new_tokens=4, **overrides)
     resolved = resolve(cfg)
+    cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     configure_torch(cfg.seed)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")

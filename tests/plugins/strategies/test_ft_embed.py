@@ -112,10 +112,13 @@ def test_reindex_re_encodes_the_corpus_with_the_tuned_tower(tmp_path, tiny_data)
 
 def test_batch_defaults_to_the_papers_8_and_follows_batch_size(tmp_path, tiny_data):
     ctx, _ = tiny_context(tmp_path, tiny_data, "ft_embed")
-    steps = ft_embed.train_embedder(ctx, 1e-4, EmbedOptions())
+    assert ctx.config.batch_size == 8  # resolved before the run: the stored config says so
+    steps = ft_embed.train_embedder(ctx, 1e-4, EmbedOptions(), ctx.config.batch_size)
     assert steps == 1  # 6 pairs at batch 8, 1 epoch
     ctx, _ = tiny_context(tmp_path, tiny_data, "ft_embed", batch_size=2, epochs=2)
-    assert ft_embed.train_embedder(ctx, 1e-4, EmbedOptions()) == 6
+    assert ft_embed.train_embedder(ctx, 1e-4, EmbedOptions(), ctx.config.batch_size) == 6
+    ctx, _ = tiny_context(tmp_path, tiny_data, "ft_embed", strategy_options={"cached": "true"})
+    assert ctx.config.batch_size == 64
 
 
 def test_unlabelled_data_is_refused_before_anything_is_stored(tiny_data_unlabelled, capsys):

@@ -182,6 +182,7 @@ def tiny_fit_context(tmp_path, data_dir, strategy: str, **options):
                     generator="tiny-llama", strategy_options={k: str(v) for k, v in options.items()})
     plugins.load_plugins()
     resolved = resolve(cfg)
+    cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     store = Store(str(tmp_path / "ctx.duckdb"))
     store.start_run("ctx", cfg.run_key(), cfg.to_dict(), {})
