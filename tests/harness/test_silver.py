@@ -49,4 +49,4 @@ def test_silver_labels_are_the_answer_bearing_passages_of_the_base_top_n(tiny_da
 
 def test_silver_labels_must_be_a_positive_count(tiny_data, capsys):
     assert run_cli(tiny_run_args(tiny_data, "ft_embed", "--silver-labels", "0")) == 2
-    assert "--silver-labels must be at least 1" in capsys.readouterr().err
+    assert "--silver-labels must be an integer >= 1" in capsys.readouterr().err
