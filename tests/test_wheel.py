@@ -51,12 +51,33 @@ def test_torch_is_a_range(wheel):
     assert metadata["License-Expression"] == "Apache-2.0"
 
 
-def test_installed_beside_a_users_plugins_and_dashboard_packages(wheel, tmp_path):
+@pytest.fixture(scope="module")
+def site(wheel, tmp_path_factory) -> Path:
+    """The wheel pip-installed (no deps: this environment has them) into a throwaway target folder."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    return target
+
+
+@pytest.mark.packaged
+def test_installed_wheel_runs_the_default_from_any_folder(site, tmp_path):
+    """With the assets installed (`harness install-assets`), `harness run` needs nothing from a checkout."""
+    folder = tmp_path / "anywhere"
+    folder.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("HARNESS_DB")
+    run = subprocess.run([sys.executable, "-m", "harness", "run", "--plugin", "no_ft", "--limit", "1", "--corpus-limit",
+                          "100", "--eval-splits", "test", "--max-new-tokens", "8"], cwd=folder, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    assert (folder / "harness.duckdb").is_file() and "finished" in run.stdout
+
+
+def test_installed_beside_a_users_plugins_and_dashboard_packages(site, tmp_path):
     """A user's project with its own `plugins` and `dashboard` packages, first on the path, in a git
     repository: the harness still finds every built-in, and records only its own version."""
-    site, project = tmp_path / "site", tmp_path / "my-project"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    project = tmp_path / "my-project"
     for decoy in ("plugins", "dashboard"):
         (project / decoy).mkdir(parents=True)
         (project / decoy / "__init__.py").write_text("USER_PACKAGE = True\n")
