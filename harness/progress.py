@@ -59,6 +59,11 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def per_second(rate: float, unit: str) -> str:
+    """`31.4 passages/s`, or `24.5 s/step` for slow work (a rate of 0.0 steps/s says nothing)."""
+    return f"{rate:.1f} {unit}/s" if rate >= 1 else f"{1 / rate:.1f} s/{unit.removesuffix('s')}"
+
+
 class LineProgress:
     """Plain progress lines at a steady rhythm: phase, done/total, rate, time left."""
 
@@ -103,7 +108,7 @@ class LineProgress:
             return
         self.closed = True
         elapsed = time.monotonic() - self.start
-        rate = f" ({self.n / elapsed:.1f} {self.unit}/s)" if elapsed > 0 and self.n else ""
+        rate = f" ({per_second(self.n / elapsed, self.unit)})" if elapsed > 0 and self.n else ""
         self._emit(f"{self.desc}: done, {self.n:,} {self.unit} in {duration(elapsed)}{rate}")
 
     def status(self, now: float | None = None) -> str:
@@ -114,7 +119,7 @@ class LineProgress:
             parts[0] += f" ({100 * self.n / self.total:.0f}%)"
         if self.n and elapsed > 0:
             rate = self.n / elapsed
-            parts.append(f"{rate:.1f} {self.unit}/s")
+            parts.append(per_second(rate, self.unit))
             if self.total:
                 parts.append(f"{duration(max(self.total - self.n, 0) / rate)} left")
         return ", ".join(parts)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.progress import LineProgress, duration, interval_seconds, progress
+from harness.progress import LineProgress, duration, interval_seconds, per_second, progress
 from tests.conftest import tiny_run_args
 
 
@@ -50,6 +50,7 @@ def test_interval_from_the_environment(monkeypatch):
     monkeypatch.delenv("HARNESS_PROGRESS_SECONDS")
     assert interval_seconds() == 30
     assert duration(42) == "42s" and duration(291) == "4m51s" and duration(3720) == "1h02m"
+    assert per_second(31.4, "passages") == "31.4 passages/s" and per_second(0.04, "steps") == "25.0 s/step"
 
 
 def test_not_a_terminal_gives_lines(monkeypatch, capsys):
@@ -78,6 +79,8 @@ def test_real_run_logged_to_a_file_shows_every_phase(tiny_data, tmp_path):
     for phase, unit, total in (("encoding corpus", "passages", 10), ("ft_gen", "steps", 2),
                                ("evaluating dev", "questions", 2), ("evaluating test", "questions", 2)):
         assert f"[progress] {phase}: 0/{total} {unit} (0%)" in text
-        assert re.search(rf"\[progress\] {phase}: {total}/{total} {unit} \(100%\), [\d.]+ {unit}/s, \d+s left", text)
+        rate = rf"[\d.]+ ({unit}/s|s/{unit[:-1]})"  # 31.4 passages/s, or 2.5 s/step for slow work
+        assert re.search(rf"\[progress\] {phase}: {total}/{total} {unit} \(100%\), {rate}, \d+s left", text)
         assert re.search(rf"\[progress\] {phase}: done, {total} {unit} in \d+", text)
-    assert text.index("[progress] encoding corpus") < text.index("[progress] ft_gen") < text.index("[progress] evaluating test")
+    order = [text.index(f"[progress] {phase}") for phase in ("encoding corpus", "ft_gen", "evaluating test")]
+    assert order == sorted(order)
