@@ -47,4 +47,4 @@ shipped-vectors: install  # rewrite the float16 vectors of the default corpus th
 	$(PY) -c "from harness.builtins.datasets.fanoutqa_wiki import write_shipped_vectors as w; print(w())"
 
 clean:
-	rm -rf $(VENV) .pytest_cache harness.duckdb harness-artifacts
+	rm -rf $(VENV) .pytest_cache harness.duckdb harness-runs harness-artifacts

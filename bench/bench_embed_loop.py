@@ -32,8 +32,7 @@ from harness.config import RunConfig  # noqa: E402
 from harness.context import FitContext  # noqa: E402
 from harness.pipeline import RagPipeline  # noqa: E402
 from harness.retrieval import PassageIndex, encode_with_grad  # noqa: E402
-from harness.runner import load_dataset, resolve  # noqa: E402
-from harness.store import Store  # noqa: E402
+from harness.runner import create_run_folder, load_dataset, resolve  # noqa: E402
 from harness.training import epoch_batches, gold_passage, steps_per_run  # noqa: E402
 from harness.types import ModelOptions  # noqa: E402
 
@@ -49,8 +48,8 @@ def harness_loop(resolved, dataset, cfg, workdir) -> tuple[float, torch.nn.Modul
     encoder = fresh_encoder(resolved)
     index = PassageIndex.build(torch.zeros(1, 384).numpy())  # ft_embed's default never reads the index
     pipeline = RagPipeline(encoder, encoder, index, dataset.corpus, None, 5)
-    ctx = FitContext(pipeline, dataset, cfg, EmbedOptions(), "cpu", "bench", Store(f"{workdir}/bench.duckdb"),
-                     Path(workdir) / "artifacts")
+    ctx = FitContext(pipeline, dataset, cfg, EmbedOptions(), "cpu", "bench",
+                     create_run_folder(cfg, Path(workdir) / "runs"))
     torch.manual_seed(0)
     start = time.perf_counter()
     train_embedder(ctx, LR, EmbedOptions(), DEFAULT_BATCH)

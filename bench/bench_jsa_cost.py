@@ -12,6 +12,7 @@ computation as the rag_token plugin), so the comparison does not depend on that 
 
 import argparse
 import os
+from pathlib import Path
 import statistics
 import tempfile
 import time
@@ -27,8 +28,7 @@ from harness.config import RunConfig
 from harness.context import FitContext
 from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieval_log_probs, retrieve_rows
 from harness.lora import prepare_generator_for_lora
-from harness.runner import build_pipeline, load_dataset, resolve
-from harness.store import Store
+from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
 from harness.training import gold_answer, linear_schedule, unfreeze
 
 
@@ -45,14 +45,14 @@ def rag_token_step(ctx, batch, k):
     return {"grad_pairs": k, "nograd_pairs": 0}
 
 
-def setup(cfg, store, workdir, name):
+def setup(cfg, workdir, name):
     resolved = resolve(cfg)
     cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
     torch.manual_seed(0)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
-    store.start_run(name, name, cfg.to_dict(), {})
-    ctx = FitContext(pipeline, dataset, cfg, None, "cpu", name, store, os.path.join(workdir, name))
+    folder = create_run_folder(cfg, Path(workdir) / "runs")
+    ctx = FitContext(pipeline, dataset, cfg, None, "cpu", name, folder)
     prepare_generator_for_lora(ctx)
     return ctx
 
@@ -78,8 +78,8 @@ def make_step(name, ctx, args):
     return [prior, posterior], step
 
 
-def time_strategy(name, cfg, args, store, workdir):
-    ctx = setup(cfg, store, workdir, name)
+def time_strategy(name, cfg, args, workdir):
+    ctx = setup(cfg, workdir, name)
     towers, step = make_step(name, ctx, args)
     generator = ctx.pipeline.generator.model
     groups = [(list(t.parameters()), 1e-5) for t in towers] + [(list(generator.parameters()), 1e-3)]
@@ -117,9 +117,8 @@ def main() -> None:
           f"proposals, K={args.candidates}; {args.threads} thread(s)")
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
-        store = Store(os.path.join(workdir, "bench.duckdb"))
         for name in ("rag_token", "vrag", "jsa_rag"):
-            results[name] = time_strategy(name, cfg, args, store, workdir)
+            results[name] = time_strategy(name, cfg, args, workdir)
     base = results["rag_token"]["step"]
     print(f"{'strategy':<10} {'s/step':>7} {'× rag_token':>11} {'min–max s':>13} {'pairs w/ grad':>14} {'pairs no grad':>14}")
     for name, r in results.items():

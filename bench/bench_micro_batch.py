@@ -13,7 +13,6 @@ so the losses would differ by the masks, not the maths); it does not change the 
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -35,8 +34,7 @@ def child(micro_batch: int, steps: int, batch_size: int, k: int, threads: int) -
     from harness.config import RunConfig
     from harness.context import FitContext
     from harness.lora import prepare_generator_for_lora
-    from harness.runner import build_pipeline, load_dataset, resolve
-    from harness.store import Store
+    from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
     from harness.training import unfreeze
 
     torch.set_num_threads(threads)
@@ -49,9 +47,7 @@ def child(micro_batch: int, steps: int, batch_size: int, k: int, threads: int) -
     torch.manual_seed(0)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
     with tempfile.TemporaryDirectory() as workdir:
-        store = Store(os.path.join(workdir, "bench.duckdb"))
-        store.start_run("bench", "bench", cfg.to_dict(), {})
-        ctx = FitContext(pipeline, dataset, cfg, None, "cpu", "bench", store, Path(workdir) / "artifacts")
+        ctx = FitContext(pipeline, dataset, cfg, None, "cpu", "bench", create_run_folder(cfg, Path(workdir) / "runs"))
         prepare_generator_for_lora(ctx)
         unfreeze(pipeline.query_encoder)
         for module in (*pipeline.query_encoder.modules(), *pipeline.generator.model.modules()):
@@ -61,8 +57,7 @@ def child(micro_batch: int, steps: int, batch_size: int, k: int, threads: int) -
         train_rag(ctx, rag_token_loss, DEFAULT_EMBED_LR, DEFAULT_GEN_LR, "bench", micro_batch=micro_batch)
         seconds = time.perf_counter() - start
         ctx.flush_log()
-        losses = [r["value"] for r in store.query("SELECT value FROM train_log WHERE run_id = 'bench' "
-                                                    "AND name = 'loss' ORDER BY step")]
+        losses = [r["value"] for r in sorted(ctx.folder.steps(), key=lambda r: r["step"]) if r["name"] == "loss"]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "losses": losses}))
 

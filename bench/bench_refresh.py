@@ -16,7 +16,7 @@ ones), so a refresh costs a known, modest amount of time.
 """
 
 import argparse
-import os
+from pathlib import Path
 import tempfile
 import time
 
@@ -29,12 +29,11 @@ from harness.config import RunConfig
 from harness.context import FitContext
 from harness.lora import prepare_generator_for_lora
 from harness.refresh import IndexRefresher, separate_passage_tower
-from harness.runner import build_pipeline, load_dataset, resolve
-from harness.store import Store
+from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
 from harness.training import unfreeze
 
 
-def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, store: Store, workdir: str) -> dict:
+def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, workdir: str) -> dict:
     """One timed training run; mode None = no re-indexing."""
     resolved = resolve(cfg)
     cfg = resolved.config
@@ -42,8 +41,8 @@ def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, store: Store,
     torch.manual_seed(cfg.seed)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
     run_id = f"bench-{mode or 'train'}"
-    store.start_run(run_id, run_id, cfg.to_dict(), {})
-    ctx = FitContext(pipeline, dataset, cfg, None, "cpu", run_id, store, os.path.join(workdir, run_id))
+    folder = create_run_folder(cfg, Path(workdir) / "runs")
+    ctx = FitContext(pipeline, dataset, cfg, None, "cpu", run_id, folder)
     prepare_generator_for_lora(ctx)
     unfreeze(pipeline.query_encoder)
     passage_tower = separate_passage_tower(pipeline)
@@ -79,9 +78,8 @@ def main() -> None:
           f"refresh every {args.refresh_every} steps, {args.threads} training thread(s)")
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
-        store = Store(os.path.join(workdir, "bench.duckdb"))
         for mode in (None, "sync", "background"):
-            results[mode or "train only"] = run_once(cfg, mode, args.refresh_every, store, workdir)
+            results[mode or "train only"] = run_once(cfg, mode, args.refresh_every, workdir)
     base = results["train only"]["wall"]
     print(f"{'run':<12} {'wall s':>8} {'× train':>8} {'refreshes':>9} {'refresh s':>9} {'waited s':>9}  staleness")
     for name, r in results.items():

@@ -27,8 +27,7 @@ from _machine import header  # noqa: E402
 from harness import plugins  # noqa: E402
 from harness.config import RunConfig  # noqa: E402
 from harness.context import FitContext  # noqa: E402
-from harness.runner import build_pipeline, load_dataset, resolve  # noqa: E402
-from harness.store import Store  # noqa: E402
+from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve  # noqa: E402
 from harness.training import steps_per_run  # noqa: E402
 
 STRATEGIES = ("indp", "rag_sequence", "rag_token", "two_phase")
@@ -47,7 +46,7 @@ def fit_once(strategy: str, args, workdir: str) -> dict:
     torch.manual_seed(0)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
     ctx = FitContext(pipeline, dataset, cfg, resolved.options, "cpu", f"bench-{strategy}",
-                     Store(f"{workdir}/bench.duckdb"), Path(workdir) / strategy)
+                     create_run_folder(cfg, Path(workdir) / "runs"))
     start = time.perf_counter()
     resolved.strategy_cls().fit(ctx)
     seconds = time.perf_counter() - start

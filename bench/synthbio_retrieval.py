@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -25,8 +27,7 @@ from harness.generation import Generator
 from harness.metrics import bootstrap_interval, paired_bootstrap, passage_hit
 from harness.pipeline import RagPipeline
 from harness.retrieval import build_or_load_index, encode_texts
-from harness.runner import configure_torch
-from harness.store import Store
+from harness.runner import configure_torch, create_run_folder
 from harness.types import DatasetOptions, ModelOptions
 
 
@@ -60,7 +61,7 @@ def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | No
     cfg = RunConfig(strategy="ft_embed", dataset=dataset.name, seed=seed)
     train = dataset.train[:limit_train] if limit_train else dataset.train
     ctx = FitContext(pipeline, type(dataset)(dataset.name, train, dataset.dev, dataset.test, dataset.corpus), cfg,
-                     EmbedOptions(), "cpu", f"bench-{seed}", Store(":memory:"), None)
+                     EmbedOptions(), "cpu", f"bench-{seed}", create_run_folder(cfg, Path(tempfile.mkdtemp()) / "runs"))
     train_embedder(ctx, DEFAULT_EMBED_LR, EmbedOptions())
     return encoder, ctx.train_flops
 

@@ -37,6 +37,7 @@ from harness.leaderboard import (
 )
 from harness.metrics import bootstrap_interval, metric_info, paired_bootstrap
 from harness.migrations import MIGRATIONS, latest_migration
+from harness.runfolder import effective_status
 from harness.store import DEFAULT_DB, connect_with_retry
 
 TTL_SECONDS = 5
@@ -365,10 +366,26 @@ def _config(config) -> dict:
 def run_choices(path: str) -> pd.DataFrame:
     """Every run, newest first, for pickers (any status)."""
     with reading(path) as con:
-        return _frame(con, """
+        frame = _frame(con, """
             SELECT r.id, r.strategy, r.dataset, r.embedder, r.generator, r.seed, r.status, r.started_at,
+                   r.folder, r.host, r.pid,
                    (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.split = 'test' AND m.name = 'em') AS em
             FROM runs r ORDER BY r.started_at DESC, r.id""")
+    frame["status"] = [_shown_status(row) for row in frame.to_dict("records")]
+    return frame.drop(columns=["folder", "host", "pid"])
+
+
+def _shown_status(row: dict) -> str:
+    """A `running` run whose process is gone reads `interrupted` (harness.runfolder.effective_status)."""
+    return effective_status(_plain(row))["status"]
+
+
+def _plain(row: dict) -> dict:
+    """A pandas row as plain Python values (NaN -> None, Timestamp -> datetime)."""
+    row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+    if hasattr(row.get("started_at"), "to_pydatetime"):
+        row["started_at"] = row["started_at"].to_pydatetime()
+    return row
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
@@ -379,6 +396,7 @@ def run_detail(path: str, run_id: str) -> dict | None:
         if runs.empty:
             return None
         detail = runs.iloc[0].to_dict()
+        detail.update({k: v for k, v in effective_status(_plain(detail)).items() if k in ("status", "error")})
         detail["config"] = json.loads(detail["config"])
         detail["packages"] = json.loads(detail["packages"]) if detail.get("packages") else {}
         detail["metrics"] = _frame(con, "SELECT split, name, value FROM metrics WHERE run_id = ? "

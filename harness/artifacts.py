@@ -19,9 +19,9 @@ import json
 from pathlib import Path
 
 from harness.config import RunConfig
-from harness.context import folder_sha256
 from harness.errors import UserError
 from harness.pipeline import RagPipeline
+from harness.runfolder import folder_sha256
 from harness.store import Store
 
 ARTIFACT_NOTE = "harness-artifact.json"
@@ -60,21 +60,24 @@ def save_passage_tower(ctx, encoder) -> None:
 
 
 # -- reloading ----------------------------------------------------------------------------------------
-def stored_config(run: dict) -> RunConfig:
-    """The run's RunConfig; keys this version of the harness does not know are dropped."""
-    config = json.loads(run["config"]) if isinstance(run["config"], str) else dict(run["config"])
+def stored_config(config: dict | str) -> RunConfig:
+    """A stored config (a dict, or JSON as the store holds it) as a RunConfig; keys this version of the
+    harness does not know are dropped."""
+    config = json.loads(config) if isinstance(config, str) else dict(config)
     known = {f.name for f in dataclasses.fields(RunConfig)}
     return RunConfig(**{k: v for k, v in config.items() if k in known})
 
 
 def run_artifacts(store: Store, run_id: str) -> dict[str, Path]:
-    """kind -> folder of the run's newest artifact of that kind, inside the run's artifact folder and with
-    its sha256 checked. A store is shared input: a path that resolves outside the run's folder (absolute
-    elsewhere, `..`, a symlink out) is refused before anything is read from it."""
+    """kind -> folder of the run's newest artifact of that kind, inside the run's folder and with its sha256
+    checked. A store is shared input: a path that resolves outside the run's folder (absolute elsewhere,
+    `..`, a symlink out) is refused before anything is read from it."""
     from harness.runner import artifacts_root
 
+    run = store.find_run(run_id)
+    run_id = run["id"]
     rows = store.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
-    run_dir = artifacts_root(store) / run_id
+    run_dir = Path(run["folder"]) if run.get("folder") else artifacts_root(store) / run_id  # before run folders
     paths = {row["kind"]: (contained_path(run_dir, row["path"], f"artifact {row['kind']} of run {run_id}"), row)
              for row in rows}
     found = {}
@@ -130,7 +133,7 @@ def reevaluate(store: Store, run_id: str, splits: list[str]) -> tuple[dict, dict
     run = store.find_run(run_id)
     if run["status"] != "finished":
         raise UserError(f"run {run['id']} is {run['status']}, not finished: nothing to re-evaluate")
-    cfg = stored_config(run)
+    cfg = stored_config(run["config"])
     artifacts = run_artifacts(store, run["id"])
     if not artifacts:
         raise UserError(f"run {run['id']} ({run['strategy']}) saved no artifacts: it is its base models")

@@ -239,10 +239,8 @@ def print_seed_summary(outcomes: list) -> None:
 def print_where_results_are(store: Store, run_id: str) -> None:
     """The last lines of a run: where its results and artifacts are, and the commands to look at them."""
     db = f" --db {store.path}" if store.path != default_db_path() else ""
-    from harness.runner import artifacts_root
-
-    for kind, path in store.run_artifact_paths(run_id).items():  # relative to the run's artifact folder
-        console.print(f"{kind}: {artifacts_root(store) / run_id / path}", soft_wrap=True)
+    for kind, path in store.run_artifact_paths(run_id).items():  # inside the run's folder
+        console.print(f"{kind}: {path}", soft_wrap=True)
     console.print(f"results: {store.path} (run {run_id})", soft_wrap=True)
     console.print(f"next: harness show {run_id}{db}  ·  harness leaderboard{db}  ·  "
                   f"harness export {run_id} --to DIR{db}", soft_wrap=True)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +19,7 @@ from harness.flops import FlopCounter
 from harness.pipeline import RagPipeline
 from harness.progress import progress
 from harness.retrieval import PassageIndex, encode_corpus, encode_corpus_sharded, index_params
-from harness.store import Store
+from harness.runfolder import RunFolder
 from harness.strategy import strategy_options_class
 from harness.timing import Timer
 from harness.types import RagDataset
@@ -39,8 +35,7 @@ class FitContext:
     options: Any  # the strategy's Options dataclass instance (or None)
     device: str
     run_id: str
-    store: Store
-    artifact_dir: Path
+    folder: RunFolder  # everything the run writes goes here; the store is never open while it works
     timer: Timer = field(default_factory=Timer)
     accelerator: Any = None  # an accelerate.Accelerator when launched on several processes (harness.distributed)
     # counters the harness stores as cost metrics
@@ -99,8 +94,8 @@ class FitContext:
         return distributed.gather_in_order(self.accelerator, items)
 
     def log(self, step: int, **scalars: float) -> None:
-        """Record training scalars (loss, lr, acceptance, ...) for `step`; written to the store in batches
-        by the main process (the others' scalars are the same global values)."""
+        """Record training scalars (loss, lr, acceptance, ...) for `step`; appended to the run folder's
+        steps.jsonl in batches by the main process (the others' scalars are the same global values)."""
         if not self.is_main_process:
             return
         elapsed = self.timer.elapsed()
@@ -113,7 +108,7 @@ class FitContext:
             return
         rows, self._log_buffer = self._log_buffer, []
         self._last_flush = time.monotonic()
-        self.store.log_steps(self.run_id, rows)
+        self.folder.append_steps(rows)
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None):
         """Training steps with a bar on a terminal, plain lines in a log (harness/progress.py). With
@@ -156,32 +151,14 @@ class FitContext:
         return self.pipeline.index
 
     def save_artifact(self, kind: str, save: Callable[[Path], None]) -> Path:
-        """Write an artifact with `save(folder)` into a temp dir, rename it into place, register its sha256.
+        """Write an artifact with `save(folder)` into a temp dir, rename it into the run folder's
+        artifacts/<kind>, register its sha256 (path relative to the run folder).
 
         Only the main process writes (the models are equal on every process); the others get the path.
         """
-        final = self.artifact_dir / kind
         if not self.is_main_process:
-            return final
-        self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.artifact_dir, prefix=f".{kind}-"))
-        save(tmp)
-        digest = folder_sha256(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        self.store.add_artifact(self.run_id, kind, kind, digest)  # relative to the run's artifact folder
-        return final
-
-
-def folder_sha256(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(folder)).encode())
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+            return self.folder.path / "artifacts" / kind
+        return self.folder.save_artifact(kind, save)
 
 
 def parse_strategy_options(strategy_cls: Any, pairs: dict[str, Any]) -> Any:

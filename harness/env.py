@@ -2,7 +2,9 @@
 
     HARNESS_DB            the store (default ./harness.duckdb)
     HARNESS_CACHE         cache folder (converted models, embeddings, indexes)
-    HARNESS_ARTIFACTS     folder of run artifacts (default: harness-artifacts beside the store)
+    HARNESS_RUNS          folder of run folders (default: harness-runs beside the store)
+    HARNESS_ARTIFACTS     artifacts of runs stored before run folders (default: harness-artifacts beside the store)
+    HARNESS_HEARTBEAT_SECONDS  seconds between a working run's heartbeats (default 10; harness.runfolder)
     HARNESS_THREADS       torch CPU threads, an integer >= 1 (default 2)
     HARNESS_LOAD_PLUGINS  allowlist of installed plugins (entry points) to load, comma-separated
     HARNESS_PLUGINS_DIR   like --plugins-dir: load every *.py in a folder

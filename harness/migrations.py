@@ -5,6 +5,8 @@ Add a change as a new function `mNNN_what_it_does(con)` at the end of MIGRATIONS
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 
 from harness.errors import UserError
@@ -101,7 +103,23 @@ def m002_answer_match_definition(con: duckdb.DuckDBPyConnection) -> None:
 ANSWER_MATCH = "dpr_has_answer"  # how answer_hit is computed now (harness.metrics.answer_hit)
 OLD_ANSWER_MATCH = "substring_v0"  # normalized substring on spaces, before m002
 
-MIGRATIONS = [m001_initial, m002_answer_match_definition]
+
+def m003_run_folders(con: duckdb.DuckDBPyConnection) -> None:
+    """Every run is a folder: where it is, and the host and pid of the process that works on it (a reader
+    shows a `running` run whose process is gone as interrupted). Artifact paths become relative to the run
+    folder: a stored absolute path `<root>/<run id>/<kind>` becomes folder `<root>/<run id>`, path `<kind>`."""
+    con.execute("ALTER TABLE runs ADD COLUMN folder VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    rows = con.execute("SELECT DISTINCT run_id, path FROM artifacts").fetchall()
+    for run_id, path in rows:
+        if os.path.isabs(path):
+            folder, kind = os.path.split(path.rstrip("/"))
+            con.execute("UPDATE runs SET folder = ? WHERE id = ? AND folder IS NULL", [folder, run_id])
+            con.execute("UPDATE artifacts SET path = ? WHERE run_id = ? AND path = ?", [kind, run_id, path])
+
+
+MIGRATIONS = [m001_initial, m002_answer_match_definition, m003_run_folders]
 
 
 def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -6,7 +6,7 @@ local folder stays a path), so `AutoPeftModelForCausalLM.from_pretrained(folder)
 is available. An `embedder` / `passage_embedder` folder is a sentence-transformers folder. Both get a
 README.md: base model, strategy and its citation, dataset, learning rates and the rest of the config, the
 harness's metrics with 95% intervals, the harness version. Metrics exist only after evaluation, so the cards
-are written when the run finishes and the artifacts' sha256 are registered again.
+are written when the run is evaluated, before its folder is finalised, and the artifacts' sha256 registered again.
 
     harness export RUN_ID --adapter hub/
     huggingface-cli upload YOUR_NAME/REPO hub/adapter .
@@ -182,27 +182,26 @@ def model_ref(spec: Any, name: str) -> str:
     return getattr(spec, "hub_id", None) or (name[3:] if name.startswith("hf:") else name)
 
 
-def write_model_cards(store: Any, run_id: str, cfg: Any, resolved: Any) -> dict[str, Path]:
-    """Point the run's adapter at its base model's hub id, write a card into every artifact folder, and register
-    the folders' new sha256. Returns kind -> card path."""
+def write_model_cards(folder: Any, metrics: list, cfg: Any, resolved: Any) -> dict[str, Path]:
+    """Point the run's adapter at its base model's hub id and write a card into every artifact folder of the
+    run folder `folder` (harness.runfolder.RunFolder; `metrics` as (split, name, value) rows), registering
+    the artifacts' new sha256 there before the run is finalised. Returns kind -> card path."""
     from harness.config import code_version
-    from harness.context import folder_sha256
-    from harness.runner import artifacts_root
 
-    stored = store.run_artifact_paths(run_id)  # kind -> path relative to the run's artifact folder
-    paths = {kind: artifacts_root(store) / run_id / path for kind, path in stored.items()}
+    paths = {kind: folder.path / entry["path"] for kind, entry in folder.artifacts().items()}
     if not paths:
         return {}
+    by_split: dict[str, dict[str, float]] = {}
+    for split, name, value in metrics:
+        by_split.setdefault(split, {})[name] = value
     generator_hub = getattr(resolved.generator_spec, "hub_id", None)
     if "adapter" in paths:
         point_adapter_at_hub(paths["adapter"], generator_hub)
     generator_ref = generator_hub or (adapter_base_path(paths["adapter"]) if "adapter" in paths else None)
     strategy = resolved.strategy_cls
-    facts = CardFacts(run_id, cfg.to_dict(), store.run_metrics(run_id), strategy.description or strategy.name,
+    facts = CardFacts(folder.path.name, cfg.to_dict(), by_split, strategy.description or strategy.name,
                       strategy.citation, generator_ref or model_ref(resolved.generator_spec, cfg.generator),
                       model_ref(resolved.embedder_spec, cfg.embedder), code_version(), tuple(strategy.learning_rates))
-    cards = {}
-    for kind, folder in paths.items():
-        cards[kind] = write_card(folder, kind, facts)
-        store.update_artifact_sha256(run_id, kind, stored[kind], folder_sha256(folder))
+    cards = {kind: write_card(path, kind, facts) for kind, path in paths.items()}
+    folder.rehash_artifacts()
     return cards

@@ -1,12 +1,19 @@
 """Run one resolved config: look up plugins, load data and models, fit, evaluate, store.
 
-    CLI -> RunConfig -> plugins -> dataset + corpus -> index (cached) -> strategy.fit(ctx) -> evaluate -> store
+    CLI -> RunConfig -> plugins -> dataset + corpus -> index (cached) -> strategy.fit(ctx) -> evaluate
+        -> run folder finalised -> the store ingests it
+
+`execute` is the driver's side (skip check, folder, store); `run_in_folder` is the work, which writes only
+its run folder (harness.runfolder) and is what a worker on a cluster runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import os
 import random
+import socket
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +24,7 @@ import numpy as np
 import torch
 
 from harness import __version__, env, plugins
+from harness.artifacts import stored_config
 from harness.config import RunConfig, cache_dir, git_sha
 from harness.context import FitContext, parse_strategy_options
 from harness.distributed import broadcast_from_main, start_accelerator
@@ -26,6 +34,7 @@ from harness.generation import Generator
 from harness.gpu import check_run_devices
 from harness.pipeline import RagPipeline
 from harness.retrieval import build_or_load_index, index_params
+from harness.runfolder import RunFolder, now_iso, read_finished
 from harness.silver import with_silver_labels
 from harness.splits import limit_corpus
 from harness.store import Store
@@ -112,7 +121,8 @@ def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, devi
     return RagPipeline(embedder, embedder, index, dataset.corpus, Generator(model, tokenizer), cfg.k)
 
 
-def run_metadata(device: str, grid_id: str | None, accelerator=None) -> dict:
+def run_metadata(device: str, accelerator=None) -> dict:
+    """Where and with what this attempt runs: code, packages, device (written by the process that works)."""
     name, count = device_description(device)
     processes = 1 if accelerator is None else accelerator.num_processes  # one device per process
     versions = {}
@@ -122,27 +132,43 @@ def run_metadata(device: str, grid_id: str | None, accelerator=None) -> dict:
         except importlib.metadata.PackageNotFoundError:
             pass
     return {"git_sha": git_sha(), "harness_version": __version__, "packages": versions, "device": name,
-            "device_count": processes if count and accelerator is not None else count, "grid_id": grid_id}
+            "device_count": processes if count and accelerator is not None else count}
 
 
 def check_environment(store: Store) -> Path:
-    """Every HARNESS_* setting a run reads, checked before anything is stored; returns the artifacts root."""
+    """Every HARNESS_* setting a run reads, checked before anything is stored; returns the run folders' root."""
     env.threads(), env.progress_seconds(0), env.shipped_vectors()
     cache_dir()
-    return artifacts_root(store)
+    return runs_dir(store)
+
+
+def runs_dir(store: Store) -> Path:
+    """HARNESS_RUNS, or `harness-runs/` beside the store: where run folders go; checked to be a usable folder."""
+    default = Path(store.path).resolve().parent / "harness-runs" if store.path != ":memory:" else Path("harness-runs")
+    return env.folder_from_env("HARNESS_RUNS", default, "run folders folder")
 
 
 def artifacts_root(store: Store) -> Path:
-    """HARNESS_ARTIFACTS, or `harness-artifacts` beside the store; checked to be a usable folder."""
+    """Where runs stored before run folders keep their artifacts (HARNESS_ARTIFACTS, or `harness-artifacts`
+    beside the store): read only for rows without a run folder."""
     default = Path(store.path).resolve().parent / "harness-artifacts" if store.path != ":memory:" else Path("harness-artifacts")
     return env.folder_from_env("HARNESS_ARTIFACTS", default, "artifacts folder")
 
 
+def create_run_folder(cfg: RunConfig, root: Path, grid_id: str | None = None) -> RunFolder:
+    """A new run folder under `root` with the resolved config and what identifies the run."""
+    run_id = uuid.uuid4().hex[:12]
+    meta = {"run_id": run_id, "run_key": cfg.run_key(), "grid_id": grid_id, "git_sha": git_sha(),
+            "harness_version": __version__, "created_at": now_iso()}
+    return RunFolder.create(root / run_id, cfg.to_dict(), meta)
+
+
 def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | None = None) -> RunOutcome:
-    """Run `cfg` end to end and store it. Bad input raises UserError before anything is stored.
+    """Run `cfg` end to end: its folder is written while it works, then ingested into the store.
+    Bad input raises UserError before anything is stored; the store is not open while the model works.
 
     Launched on several processes (`accelerate launch`, `harness run --processes N`), every process trains
-    and evaluates its shards; only the main process touches the store.
+    and evaluates its shards; only the main process writes the run folder and touches the store.
     """
     resolved = resolve(cfg)
     cfg = resolved.config
@@ -153,61 +179,85 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     existing = broadcast_from_main(accelerator, store.finished_run_with_key(run_key) if main and not force else None)
     if existing:
         return RunOutcome(existing, "skipped" if main else "worker", store.run_metrics(existing) if main else {})
-    artifacts = check_environment(store)
+    root = check_environment(store)
     dataset = load_dataset(cfg, resolved)
-    configure_torch(cfg.seed)
-    device = str(accelerator.device) if accelerator is not None else pick_device()
-    run_id = broadcast_from_main(accelerator, uuid.uuid4().hex[:12])
+    path = str(create_run_folder(cfg, root, grid_id).path.resolve()) if main else None
+    folder = RunFolder(Path(broadcast_from_main(accelerator, path)))
+    run_id = folder.path.name
     if main:
-        store.start_run(run_id, run_key, cfg.to_dict(), run_metadata(device, grid_id, accelerator))
-    ctx = None
+        store.start_run(run_id, run_key, cfg.to_dict(), {**folder.meta, "folder": str(folder.path),
+                                                          "host": socket.gethostname(), "pid": os.getpid()})
     try:
-        timer = Timer()
-        pipeline = build_pipeline(cfg, resolved, dataset, device, accelerator)
-        dataset, silver = with_silver_labels(pipeline, dataset, cfg.silver_labels) if cfg.silver_labels else (dataset, None)
-        ctx = FitContext(pipeline, dataset, cfg, resolved.options, device, run_id, store,
-                         artifacts / run_id, timer, accelerator=accelerator)
-        with timer.section("fit"):
-            _fit(resolved, ctx)
-        ctx.flush_log()
-        metrics, predictions = _evaluate_all(ctx, timer)
-        metrics += silver.metrics() if silver else []
-        if main:
-            store.finish_run(run_id, metrics, predictions)
-    except KeyboardInterrupt as exc:
-        why = "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
-        _end_run(ctx, store, run_id, main, "interrupted", why)
-        raise
-    except (UserError, StrategyFailed) as exc:
-        _end_run(ctx, store, run_id, main, "failed", str(exc))
-        raise
-    except Exception as exc:
-        _end_run(ctx, store, run_id, main, "failed", f"{type(exc).__name__}: {exc}")
-        raise
+        run_in_folder(folder, resolved, dataset, accelerator)
+    finally:
+        if main and folder.status() is not None:
+            store.import_runs([read_finished(folder.path)])
     if not main:
         return RunOutcome(run_id, "worker")
-    write_cards_or_warn(store, run_id, cfg, resolved)
     outcome = RunOutcome(run_id, "finished", store.run_metrics(run_id))
     plugins.pm.hook.run_finished(run={"id": run_id, "config": cfg.to_dict(), "metrics": outcome.metrics,
-                                      "db": store.path})
+                                      "db": store.path, "folder": str(folder.path)})
     return outcome
 
 
-def write_cards_or_warn(store: Store, run_id: str, cfg: RunConfig, resolved: Resolved) -> None:
-    """Model cards into the finished run's artifact folders (harness.model_card); the run is stored either way."""
+def run_in_folder(folder: RunFolder, resolved: Resolved | None = None, dataset: RagDataset | None = None,
+                  accelerator=None) -> str:
+    """Fit and evaluate the config stored in `folder`, writing everything there and finalising it; never
+    opens the store (a worker on a cluster runs exactly this). Returns the status; a failure is finalised
+    in the folder first, then re-raised. With several processes only the main one writes the folder."""
+    main = accelerator is None or accelerator.is_main_process
+    cfg = stored_config(folder.config)
+    resolved = resolved or resolve(cfg)
+    dataset = dataset or load_dataset(cfg, resolved)
+    configure_torch(cfg.seed)
+    device = str(accelerator.device) if accelerator is not None else pick_device()
+    if main:
+        folder.start_attempt(run_metadata(device, accelerator))
+    ctx = None
+    with folder.heartbeat() if main else contextlib.nullcontext():
+        try:
+            timer = Timer()
+            pipeline = build_pipeline(cfg, resolved, dataset, device, accelerator)
+            dataset, silver = with_silver_labels(pipeline, dataset, cfg.silver_labels) if cfg.silver_labels else (dataset, None)
+            ctx = FitContext(pipeline, dataset, cfg, resolved.options, device, folder.path.name, folder, timer,
+                             accelerator=accelerator)
+            with timer.section("fit"):
+                _fit(resolved, ctx)
+            ctx.flush_log()
+            metrics, predictions = _evaluate_all(ctx, timer)
+            metrics += silver.metrics() if silver else []
+        except KeyboardInterrupt as exc:
+            why = "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
+            _end_run(ctx, folder, main, "interrupted", why)
+            raise
+        except (UserError, StrategyFailed) as exc:
+            _end_run(ctx, folder, main, "failed", str(exc))
+            raise
+        except Exception as exc:
+            _end_run(ctx, folder, main, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        if main:
+            write_cards_or_warn(folder, metrics, cfg, resolved)
+            folder.finalise("finished", metrics=metrics, predictions=predictions)
+    return "finished"
+
+
+def write_cards_or_warn(folder: RunFolder, metrics: list, cfg: RunConfig, resolved: Resolved) -> None:
+    """Model cards into the run's artifact folders before it is finalised (harness.model_card), so the
+    registered sha256 covers them; the run is finalised either way."""
     from harness.model_card import write_model_cards
 
     try:
-        write_model_cards(store, run_id, cfg, resolved)
+        write_model_cards(folder, metrics, cfg, resolved)
     except Exception as exc:  # noqa: BLE001 - a card is documentation: its failure must not undo a finished run
-        print(f"warning: model cards of run {run_id} not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"warning: model cards of run {folder.path.name} not written: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def _end_run(ctx: FitContext | None, store: Store, run_id: str, main: bool, status: str, error: str) -> None:
-    """Record how a run ended (the main process only), after flushing its step log."""
+def _end_run(ctx: FitContext | None, folder: RunFolder, main: bool, status: str, error: str) -> None:
+    """Record how a run ended in its folder (the main process only), after flushing its step log."""
     if main:
         _flush_quietly(ctx)
-        store.end_run(run_id, status, error)
+        folder.finalise(status, error)
 
 
 def _fit(resolved: Resolved, ctx: FitContext) -> None:

@@ -8,7 +8,9 @@ process holds the lock. The schema lives in `harness.migrations` and nowhere els
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import duckdb
 from harness import env
 from harness.errors import UserError
 from harness.migrations import migrate
+from harness.runfolder import FinishedRun, effective_status
 
 DEFAULT_DB = "harness.duckdb"
 
@@ -111,18 +114,28 @@ class Store:
 
     # -- run lifecycle -------------------------------------------------------------------------
     def start_run(self, run_id: str, run_key: str, config: dict, meta: dict) -> None:
+        """Record a run as `running` (with its folder, host and pid) before any model loads."""
         with self.transaction() as con:
-            con.execute(
-                """INSERT INTO runs (id, run_key, grid_id, config, strategy, dataset, embedder, generator, seed,
-                   status, started_at, git_sha, harness_version, packages, device, device_count)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', now(), ?, ?, ?, ?, ?)""",
-                [
-                    run_id, run_key, meta.get("grid_id"), json.dumps(config), config["strategy"],
-                    config["dataset"], config["embedder"], config["generator"], config["seed"],
-                    meta.get("git_sha"), meta.get("harness_version"), json.dumps(meta.get("packages", {})),
-                    meta.get("device"), meta.get("device_count", 0),
-                ],
-            )
+            _insert_run(con, run_id, run_key, config, meta, "running")
+
+    def import_runs(self, runs: Sequence[FinishedRun]) -> tuple[list[str], list[str]]:
+        """Ingest finalised run folders in ONE transaction: (imported ids, ids already stored as ended).
+
+        A run stored as `running` (this process or a lost one started it) is completed from its folder; a run
+        already stored as finished, failed or interrupted is left as it is, so importing twice changes nothing."""
+        imported, present = [], []
+        with self.transaction() as con:
+            for run in runs:
+                run_id = run.meta["run_id"]
+                row = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+                if row is not None and row[0] != "running":
+                    present.append(run_id)
+                    continue
+                if row is None:
+                    _insert_run(con, run_id, run.meta["run_key"], run.config, run.meta, run.status)
+                _store_results(con, run)
+                imported.append(run_id)
+        return imported, present
 
     def finish_run(self, run_id: str, metrics: Sequence[tuple[str, str, float]], predictions: Sequence[dict]) -> None:
         """Write metrics and predictions and mark the run finished, all in one transaction."""
@@ -151,12 +164,6 @@ class Store:
         with self.transaction() as con:
             con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, now())", [run_id, kind, path, sha256])
 
-    def update_artifact_sha256(self, run_id: str, kind: str, path: str, sha256: str) -> None:
-        """Register a new digest for an artifact folder the harness itself changed (its model card)."""
-        with self.transaction() as con:
-            con.execute("UPDATE artifacts SET sha256 = ? WHERE run_id = ? AND kind = ? AND path = ?",
-                        [sha256, run_id, kind, path])
-
     def set_grid(self, run_id: str, grid_id: str) -> None:
         with self.transaction() as con:
             con.execute("UPDATE runs SET grid_id = ? WHERE id = ?", [grid_id, run_id])
@@ -175,15 +182,23 @@ class Store:
         return rows[0]["id"] if rows else None
 
     def find_run(self, run_id_prefix: str) -> dict:
-        """The run whose id is `run_id_prefix` or starts with it, taken literally (no patterns)."""
+        """The run whose id is `run_id_prefix` or starts with it, taken literally (no patterns), as readers
+        show it (a `running` run whose process is gone reads `interrupted`)."""
         if not run_id_prefix.strip():
-            raise UserError("give a run id or the first characters of one; `harness leaderboard` lists them")
+            raise UserError("give a run id or the first characters of one; `harness runs` lists them")
         rows = self.query("SELECT * FROM runs WHERE starts_with(id, ?) ORDER BY started_at", [run_id_prefix])
         if not rows:
-            raise UserError(f"no run with id '{run_id_prefix}' in {self.path}; `harness leaderboard` lists them")
+            raise UserError(f"no run with id '{run_id_prefix}' in {self.path}; `harness runs` lists them")
         if len(rows) > 1:
             raise UserError(f"run id prefix '{run_id_prefix}' matches {len(rows)} runs; give more characters")
-        return rows[0]
+        return effective_status(rows[0])
+
+    def runs(self, status: str | None = None) -> list[dict]:
+        """Every run, oldest first, with its status as readers show it (lost runs read `interrupted`)."""
+        rows = [effective_status(r) for r in self.query(
+            "SELECT id, status, strategy, dataset, embedder, generator, seed, grid_id, started_at, finished_at, "
+            "error, folder, host, pid FROM runs ORDER BY started_at, id")]
+        return [r for r in rows if status is None or r["status"] == status]
 
     def run_metrics(self, run_id: str) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -211,9 +226,11 @@ class Store:
             con.execute("UPDATE runs SET answer_match = ? WHERE id = ?", [definition, run_id])
 
     def run_artifact_paths(self, run_id: str) -> dict[str, str]:
-        """kind -> path of the run's newest artifact of each kind (unchecked; `harness.artifacts` verifies)."""
-        rows = self.query("SELECT kind, path FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
-        return {row["kind"]: row["path"] for row in rows}
+        """kind -> path of the run's newest artifact of each kind, inside its run folder (unchecked;
+        `harness.artifacts` verifies)."""
+        rows = self.query("SELECT a.kind, a.path, r.folder FROM artifacts a JOIN runs r ON r.id = a.run_id "
+                          "WHERE a.run_id = ? ORDER BY a.created_at", [run_id])
+        return {row["kind"]: os.path.join(row["folder"] or "", row["path"]) for row in rows}
 
     def run_steps(self, run_id: str) -> list[dict]:
         """The training log of a run: step, name, value, elapsed seconds, in step order."""
@@ -228,6 +245,48 @@ class Store:
                 for name, value in values.items():
                     run[f"{split}/{name}"] = value
         return runs
+
+
+def _insert_run(con: duckdb.DuckDBPyConnection, run_id: str, run_key: str, config: dict, meta: dict, status: str) -> None:
+    con.execute(
+        """INSERT INTO runs (id, run_key, grid_id, config, strategy, dataset, embedder, generator, seed, status,
+           started_at, git_sha, harness_version, packages, device, device_count, folder, host, pid)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, now()), ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            run_id, run_key, meta.get("grid_id"), json.dumps(config), config["strategy"], config["dataset"],
+            config["embedder"], config["generator"], config["seed"], status, _local_time(meta.get("started_at")),
+            meta.get("git_sha"), meta.get("harness_version"), json.dumps(meta.get("packages", {})),
+            meta.get("device"), meta.get("device_count", 0), meta.get("folder"), meta.get("host"), meta.get("pid"),
+        ],
+    )
+
+
+def _store_results(con: duckdb.DuckDBPyConnection, run: FinishedRun) -> None:
+    """A run's status, metrics, predictions, training log and artifacts, from its finalised folder."""
+    run_id, meta = run.meta["run_id"], run.meta
+    con.execute("DELETE FROM train_log WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM artifacts WHERE run_id = ?", [run_id])
+    con.execute(
+        """UPDATE runs SET status = ?, error = ?, finished_at = ?, folder = ?, host = ?, pid = ?, device = ?,
+           device_count = ?, packages = ? WHERE id = ?""",
+        [run.status, run.error, _local_time(run.finished_at), str(run.folder), meta.get("host"), meta.get("pid"),
+         meta.get("device"), meta.get("device_count", 0), json.dumps(meta.get("packages", {})), run_id],
+    )
+    if run.metrics:
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in run.metrics])
+    if run.predictions:
+        con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [_prediction_row(run_id, p) for p in run.predictions])
+    if run.steps:
+        con.executemany("INSERT INTO train_log VALUES (?, ?, ?, ?, ?)", [(run_id, *r) for r in run.steps])
+    for kind, entry in run.artifacts.items():
+        con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                    [run_id, kind, entry["path"], entry["sha256"], _local_time(run.finished_at)])
+
+
+def _local_time(iso: str | None) -> dt.datetime | None:
+    """An ISO time with zone (as run folders write them) as the store's naive local timestamp."""
+    return dt.datetime.fromisoformat(iso).astimezone().replace(tzinfo=None) if iso else None
 
 
 def _prediction_row(run_id: str, p: dict) -> tuple:

@@ -48,7 +48,8 @@ def isolated_env(monkeypatch, tmp_path, session_cache):
     """Every test gets its own store and artifact folder; caches are shared within the session."""
     monkeypatch.setenv("HARNESS_CACHE", str(session_cache))
     monkeypatch.setenv("HARNESS_DB", str(tmp_path / "harness.duckdb"))
-    monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("HARNESS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts"))  # runs stored before run folders
     monkeypatch.setenv("HARNESS_THREADS", os.environ.get("HARNESS_THREADS", "1"))
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     monkeypatch.delenv("HARNESS_LOAD_PLUGINS", raising=False)

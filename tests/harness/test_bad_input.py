@@ -96,7 +96,7 @@ def two_runs(data: Path, tmp: Path):
 def finished_run_with_artifact(stored_path: str):
     """A finished ft_gen run whose adapter row names `stored_path` (made outside its folder when needed)."""
     def setup(data: Path, tmp: Path):
-        from harness.context import folder_sha256
+        from harness.runfolder import folder_sha256
 
         outside = tmp / "elsewhere" / "adapter"
         outside.mkdir(parents=True)
@@ -113,7 +113,7 @@ def finished_run_with_artifact(stored_path: str):
 
 
 def pickled_artifact(data: Path, tmp: Path):
-    from harness.context import folder_sha256
+    from harness.runfolder import folder_sha256
 
     run_dir = Path(os.environ["HARNESS_ARTIFACTS"]) / "run000" / "adapter"
     run_dir.mkdir(parents=True)
@@ -233,8 +233,8 @@ CASES = [
          env={"HARNESS_SHIPPED_VECTORS": "yes"}),
     Case("HARNESS_TRACKERS unknown", run(), ("HARNESS_TRACKERS: unknown tracker 'tensorboard'", "mlflow"),
          env={"HARNESS_TRACKERS": "tensorboard"}),
-    Case("HARNESS_ARTIFACTS a file", run(strategy="ft_gen"), ("HARNESS_ARTIFACTS", "is not a folder"),
-         setup=env_file("HARNESS_ARTIFACTS")),
+    Case("HARNESS_RUNS a file", run(strategy="ft_gen"), ("HARNESS_RUNS", "is not a folder"),
+         setup=env_file("HARNESS_RUNS")),
     Case("HARNESS_DB parent a file", args("leaderboard"), ("--db", "is a file, not a folder"),
          env={"HARNESS_DB": "{data}/corpus.jsonl/h.duckdb"}),
     Case("HARNESS_LOAD_PLUGINS not installed", args("plugins"),

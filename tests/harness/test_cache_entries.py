@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from harness import cache_entries
 from harness.context import FitContext
-from harness.store import Store
+from harness.runfolder import RunFolder
 
 
 def write_entry(folder, payload=b"x" * 4096):
@@ -80,10 +80,8 @@ def test_a_build_killed_mid_write_is_never_read(tmp_path):
 
 
 def test_an_artifact_interrupted_while_saving_is_not_registered(tmp_path):
-    store = Store(str(tmp_path / "h.duckdb"))
-    store.start_run("r1", "k", {"strategy": "s", "dataset": "d", "embedder": "e", "generator": "g", "seed": 0}, {})
-    ctx = SimpleNamespace(artifact_dir=tmp_path / "artifacts" / "r1", store=store, run_id="r1",
-                          is_main_process=True)  # what save_artifact uses
+    folder = RunFolder.create(tmp_path / "r1", {"strategy": "s"}, {"run_id": "r1"})
+    ctx = SimpleNamespace(folder=folder, is_main_process=True)  # what save_artifact uses
 
     def interrupted(folder):
         (folder / "adapter_model.safetensors").write_bytes(b"half")
@@ -93,5 +91,5 @@ def test_an_artifact_interrupted_while_saving_is_not_registered(tmp_path):
         FitContext.save_artifact(ctx, "adapter", interrupted)
     except KeyboardInterrupt:
         pass
-    assert store.query("SELECT * FROM artifacts") == []
-    assert not (tmp_path / "artifacts" / "r1" / "adapter").exists()
+    assert folder.artifacts() == {}
+    assert not (tmp_path / "r1" / "artifacts" / "adapter").exists()

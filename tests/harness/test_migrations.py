@@ -21,3 +21,19 @@ def test_blank_database_gets_every_table(tmp_path):
     assert columns(con, "artifacts") == ["run_id", "kind", "path", "sha256", "created_at"]
     assert migrate(con) == []
     con.close()
+
+
+def test_run_folders_migration_makes_old_artifact_paths_relative(tmp_path):
+    from harness.migrations import m001_initial
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+    m001_initial(con)
+    con.execute("INSERT INTO _migrations VALUES ('m001_initial', now())")
+    con.execute("""INSERT INTO runs (id, run_key, config, strategy, dataset, embedder, generator, seed, status, started_at)
+                   VALUES ('r1', 'k', '{}', 's', 'd', 'e', 'g', 0, 'finished', now())""")
+    con.execute("INSERT INTO artifacts VALUES ('r1', 'adapter', '/data/harness-artifacts/r1/adapter', 'ab', now())")
+    assert "m003_run_folders" in migrate(con)
+    assert con.execute("SELECT folder, host, pid FROM runs").fetchall() == [("/data/harness-artifacts/r1", None, None)]
+    assert con.execute("SELECT path FROM artifacts").fetchall() == [("adapter",)]
+    con.close()

@@ -114,7 +114,7 @@ def test_tuned_embedder_is_a_sentence_transformers_folder_with_its_card(tiny_dat
     assert "query encoder from tiny-embedder" in card
     vectors = SentenceTransformer(str(folder), device="cpu").encode(["What is the capital of France?"])
     assert vectors.shape == (1, 32)
-    hub = Path(os.environ["HARNESS_ARTIFACTS"]).parent / "hub"
+    hub = Path(os.environ["HARNESS_RUNS"]).parent / "hub"
     assert run_cli(["export", run["id"], "--adapter", str(hub)]) == 0
     assert (hub / "embedder" / "README.md").read_text() == card
 

@@ -11,8 +11,7 @@ import torch
 from harness import plugins
 from harness.config import RunConfig
 from harness.context import FitContext
-from harness.runner import build_pipeline, configure_torch, load_dataset, resolve
-from harness.store import Store
+from harness.runner import build_pipeline, configure_torch, create_run_folder, load_dataset, resolve
 from harness.training import snapshot
 
 
@@ -25,8 +24,8 @@ def tiny_context(tmp_path: Path, data_dir: Path, strategy: str, **overrides) -> 
     dataset = load_dataset(cfg, resolved)
     configure_torch(cfg.seed)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
-    ctx = FitContext(pipeline, dataset, cfg, resolved.options, "cpu", "test-run", Store(str(tmp_path / "ctx.duckdb")),
-                     tmp_path / "artifacts")
+    folder = create_run_folder(cfg, tmp_path / "runs")
+    ctx = FitContext(pipeline, dataset, cfg, resolved.options, "cpu", folder.meta["run_id"], folder)
     return ctx, resolved.strategy_cls()
 
 

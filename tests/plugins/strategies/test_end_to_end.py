@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.context import folder_sha256
+from harness.runfolder import folder_sha256
 from harness.store import Store
 from tests.conftest import run_cli, tiny_run_args
 
@@ -34,6 +34,7 @@ def test_strategy_runs_end_to_end_and_is_stored_whole(tiny_data, strategy, capsy
     artifacts = store.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ?", [run["id"]])
     assert {a["kind"] for a in artifacts} == ARTIFACTS[strategy]
     for a in artifacts:
-        assert folder_sha256(Path(a["path"])) == a["sha256"]
+        assert not Path(a["path"]).is_absolute()  # relative to the run folder, which can move
+        assert folder_sha256(Path(run["folder"]) / a["path"]) == a["sha256"]
     assert len(store.run_predictions(run["id"])) == 4
     assert json.loads(run["config"])["strategy"] == strategy

@@ -104,10 +104,10 @@ def test_only_the_adapters_train(tmp_path, tiny_data, monkeypatch):
 def test_adapter_artifact_reloads_to_the_same_predictions(tiny_data, capsys):
     assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--gen-lr", "1e-2")) == 0
     store = Store(os.environ["HARNESS_DB"])
-    [run] = store.query("SELECT id FROM runs WHERE status = 'finished'")
+    [run] = store.query("SELECT id, folder FROM runs WHERE status = 'finished'")
     [artifact] = store.query("SELECT * FROM artifacts WHERE run_id = ?", [run["id"]])
     assert artifact["kind"] == "adapter" and len(artifact["sha256"]) == 64
-    assert (os.path.isfile(os.path.join(artifact["path"], "adapter_model.safetensors")))
+    assert (os.path.isfile(os.path.join(run["folder"], artifact["path"], "adapter_model.safetensors")))
     from harness.artifacts import reevaluate
 
     _, results = reevaluate(store, run["id"], ["dev", "test"])
@@ -122,8 +122,8 @@ def test_adapter_artifact_reloads_to_the_same_predictions(tiny_data, capsys):
 def test_a_tampered_artifact_is_refused(tiny_data, capsys):
     assert run_cli(tiny_run_args(tiny_data, "ft_gen")) == 0
     store = Store(os.environ["HARNESS_DB"])
-    [artifact] = store.query("SELECT * FROM artifacts")
-    with open(os.path.join(artifact["path"], "adapter_config.json"), "a") as fh:
+    [artifact] = store.query("SELECT a.*, r.folder FROM artifacts a JOIN runs r ON r.id = a.run_id")
+    with open(os.path.join(artifact["folder"], artifact["path"], "adapter_config.json"), "a") as fh:
         fh.write(" ")
     capsys.readouterr()
     assert run_cli(["evaluate", artifact["run_id"]]) == 2
@@ -164,7 +164,7 @@ def test_qlora_trains_adapters_over_a_4bit_base_and_reloads(tmp_path, tiny_data,
     assert lora and changed(at_start, model) == lora
     assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--quantize", "4bit")) == 0
     store = Store(os.environ["HARNESS_DB"])
-    [run] = store.query("SELECT id FROM runs WHERE status = 'finished'")
+    [run] = store.query("SELECT id, folder FROM runs WHERE status = 'finished'")
     from harness.artifacts import reevaluate
 
     _, results = reevaluate(store, run["id"], ["test"])

@@ -31,7 +31,7 @@ def test_the_generator_trains_on_the_base_retriever_then_the_tower_from_its_base
     assert seen["encoder_changed_before_gen"] == set() and seen["encoder_changed_before_embed"] == set()
     assert changed(base_encoder, encoder) == encoder_trainable_names(encoder)
     assert not changed(seen["generator_at_embed"], ctx.pipeline.generator.model)  # ft_embed leaves it be
-    assert {r["kind"] for r in ctx.store.query("SELECT kind FROM artifacts")} == {"adapter", "embedder"}
+    assert set(ctx.folder.artifacts()) == {"adapter", "embedder"}
 
 
 def test_cost_is_the_sum_of_ft_gen_and_ft_embed(tiny_data):

@@ -171,12 +171,11 @@ def test_candidates_are_the_union_of_both_top_k_and_the_cached_sample():
 
 # -- gradients on the tiny models -----------------------------------------------------------------
 def tiny_fit_context(tmp_path, data_dir, strategy: str, **options):
-    """A real FitContext over the tiny dataset and models (what `harness run` builds), with its run started."""
+    """A real FitContext over the tiny dataset and models (what `harness run` builds), with its run folder."""
     from harness import plugins
     from harness.config import RunConfig
     from harness.context import FitContext
-    from harness.runner import build_pipeline, load_dataset, resolve
-    from harness.store import Store
+    from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
 
     cfg = RunConfig(strategy=strategy, dataset="local", data_dir=str(data_dir), embedder="tiny-embedder",
                     generator="tiny-llama", strategy_options={k: str(v) for k, v in options.items()})
@@ -184,11 +183,10 @@ def tiny_fit_context(tmp_path, data_dir, strategy: str, **options):
     resolved = resolve(cfg)
     cfg = resolved.config
     dataset = load_dataset(cfg, resolved)
-    store = Store(str(tmp_path / "ctx.duckdb"))
-    store.start_run("ctx", cfg.run_key(), cfg.to_dict(), {})
+    folder = create_run_folder(cfg, tmp_path / "runs")
     torch.manual_seed(0)
     pipeline = build_pipeline(cfg, resolved, dataset, "cpu")
-    return FitContext(pipeline, dataset, cfg, resolved.options, "cpu", "ctx", store, tmp_path / "artifacts")
+    return FitContext(pipeline, dataset, cfg, resolved.options, "cpu", folder.meta["run_id"], folder)
 
 
 def grad_norm(module: torch.nn.Module) -> float:

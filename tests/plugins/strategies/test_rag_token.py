@@ -44,7 +44,7 @@ def test_gradients_reach_the_query_tower_and_the_adapters_only(tmp_path, tiny_da
     assert all(p.grad is None for n, p in model.named_parameters() if "lora_" not in n)
     assert changed(enc_before, encoder) == encoder_trainable_names(encoder)  # E_q in full, via p(z|x)
     assert (ctx.pipeline.index.vectors == vectors_before).all()  # passage vectors: as indexed, frozen
-    kinds = {r["kind"] for r in ctx.store.query("SELECT kind FROM artifacts")}
+    kinds = set(ctx.folder.artifacts())
     assert kinds == {"adapter", "embedder"}
 
 
