@@ -100,7 +100,9 @@ from harness.hookspecs import hookimpl
 class ProbeStore:
     name = "probe_store"
     citation = ""
-    learning_rates = ()
+    description = "a test strategy"
+    needs_context_labels = False
+    learning_rates = {}
 
     def fit(self, ctx):
         import os

@@ -84,7 +84,9 @@ from harness.hookspecs import hookimpl
 class Diverges:
     name = "diverges"
     citation = ""
-    learning_rates = ()
+    description = "a test strategy"
+    needs_context_labels = False
+    learning_rates = {}
 
     def fit(self, ctx):
         ctx.log(1, loss=1.0)

@@ -17,7 +17,9 @@ from harness.hookspecs import hookimpl
 class Slow:
     name = "slow"
     citation = ""
-    learning_rates = ()
+    description = "a test strategy"
+    needs_context_labels = False
+    learning_rates = {}
 
     def fit(self, ctx):
         for step in range(600):
