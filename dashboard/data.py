@@ -26,23 +26,26 @@ import pandas as pd
 import streamlit as st
 
 from harness.errors import UserError
-from harness.leaderboard import (
+from harness.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_KEYS, TIE_ALPHA: the pages read them here
+    COSTS,
     IDENTITY,
+    QUALITY,
+    SORT_KEYS,
+    TIE_ALPHA,
     best_cells,
     earlier_stage_cell,
     earlier_stage_options,
-    grid_cell,
     latest_per_seed,
     pareto_front,
+    ranking,
 )
-from harness.metrics import bootstrap_interval, metric_info, paired_bootstrap
+from harness.metrics import paired_bootstrap
 from harness.migrations import MIGRATIONS, latest_migration
 from harness.runfolder import effective_status
 from harness.store import DEFAULT_DB, connect_with_retry
 
 TTL_SECONDS = 5
 LOCK_WAIT_SECONDS = 1.5
-TIE_ALPHA = 0.05
 READ_CONFIG = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
@@ -52,9 +55,6 @@ READ_CONFIG = {
 
 # Allowlists: the only identifiers that ever reach SQL or a sort.
 FILTER_COLUMNS = ("dataset", "embedder", "generator", "strategy")
-QUALITY = ("em", "f1", "recall@5", "answer_recall@5")
-COSTS = ("fit_seconds", "gpu_hours", "peak_memory_mb")
-SORT_KEYS = QUALITY + COSTS + ("seeds",)
 SPLITS = ("test", "dev")
 
 
@@ -201,112 +201,34 @@ def earlier_stages() -> dict[str, list[dict]]:
         return {}
 
 
-def _example_scores(path: str, run_ids: Sequence[str], split: str = "test") -> pd.DataFrame:
-    """Per-example EM and F1 (0–100) of the given runs on `split`."""
+def _example_scores(path: str, run_ids: Sequence[str], split: str = "test") -> dict:
+    """run id -> example id -> (EM, F1) in 0-100, on `split` (the shape harness.leaderboard.ranking takes)."""
     if not run_ids:
-        return pd.DataFrame(columns=["run_id", "example_id", "em", "f1"])
+        return {}
     with reading(path) as con:
         frame = _frame(con, "SELECT run_id, example_id, 100 * em AS em, 100 * f1 AS f1 FROM predictions "
                             "WHERE split = ? AND list_contains(?, run_id)", [split, list(run_ids)])
-    return frame
+    scores: dict[str, dict[str, tuple[float, float]]] = {}
+    for run_id, example_id, em, f1 in frame[["run_id", "example_id", "em", "f1"]].itertuples(index=False):
+        scores.setdefault(run_id, {})[example_id] = (em, f1)
+    return scores
 
 
 # -- the leaderboard ---------------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def leaderboard(path: str, filters: Filters = (), sort: str = "em") -> pd.DataFrame:
-    """One row per strategy × dataset × embedder × generator: its best grid cell by mean dev EM, reported
-    on test as mean (± std over seeds) with a 95% interval, costs, and a test against the dataset's best.
-    Rows are grouped by dataset (scores on different test sets do not rank), then sorted by `sort`."""
+    """The ranking of harness/leaderboard.py (the one `harness leaderboard` prints) over the filtered runs:
+    per strategy × dataset × embedder × generator its best grid cell by mean dev EM, reported on test as
+    mean (± std over seeds) with a 95% interval, costs, and a test against the dataset's best."""
     if sort not in SORT_KEYS:
         raise ValueError(f"cannot sort by {sort!r}; allowed: {', '.join(SORT_KEYS)}")
-    records = finished_runs(path, filters).to_dict("records")
-    cells = best_cells(records, select="dev/em", earlier_options=earlier_stages())
-    if not cells:
+    runs = finished_runs(path, filters)
+    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+               for r in runs.to_dict("records")]
+    rows = ranking(records, _example_scores(path, [r["id"] for r in records]), earlier_stages(), sort)
+    if not rows:
         return pd.DataFrame(columns=[*IDENTITY, *SORT_KEYS, "run_id"])
-    scores = _example_scores(path, [r["id"] for cell in cells for r in cell])
-    per_example = [_cell_examples(scores, cell) for cell in cells]
-    rows = [_leaderboard_row(cell, examples, records) for cell, examples in zip(cells, per_example)]
-    frame = pd.DataFrame(rows)
-    _mark_ties(frame, per_example)
-    ascending = sort != "seeds" and not metric_info(sort).higher_is_better
-    ranked = frame.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
-    return ranked.sort_values("dataset", kind="stable").reset_index(drop=True)
-
-
-def _cell_examples(scores: pd.DataFrame, cell: list[dict]) -> pd.DataFrame:
-    """EM and F1 per test example, averaged over the cell's seeds (examples every seed answered)."""
-    ids = [r["id"] for r in cell]
-    mine = scores[scores["run_id"].isin(ids)]
-    grouped = mine.groupby("example_id")[["em", "f1"]]
-    complete = grouped.count()["em"] == len(ids)
-    return grouped.mean()[complete]
-
-
-def _leaderboard_row(cell: list[dict], examples: pd.DataFrame, records: list[dict]) -> dict:
-    seeds = pd.DataFrame(cell)
-    newest = cell[-1]
-    row = {key: newest[key] for key in IDENTITY}
-    for name in QUALITY:
-        values = seeds.get(f"test/{name}", pd.Series(dtype=float)).dropna()
-        row[name] = values.mean() if len(values) else math.nan
-        row[f"{name}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-    for name in ("em", "f1"):
-        row[f"{name}_low"], row[f"{name}_high"] = _interval(seeds, examples, name)
-        row[f"{name}_ci"] = _format_interval(row[f"{name}_low"], row[f"{name}_high"])
-    for name in COSTS:
-        row[name] = seeds.get(f"cost/{name}", pd.Series(dtype=float)).mean()
-    row["seeds"] = len(cell)
-    for name in QUALITY:
-        row[f"dev_{name}"] = seeds.get(f"dev/{name}", pd.Series(dtype=float)).mean()
-    row["embed_lr"], row["gen_lr"] = newest.get("embed_lr"), newest.get("gen_lr")
-    row["cells"] = _cells_tried(newest, records)
-    row["run_id"] = newest["id"]
-    row["run_ids"] = " ".join(r["id"] for r in cell)
-    return row
-
-
-def _interval(seeds: pd.DataFrame, examples: pd.DataFrame, name: str) -> tuple[float, float]:
-    """95% bootstrap interval over test examples of the seed-averaged score; without predictions, the
-    stored per-run bounds averaged over seeds."""
-    if len(examples):
-        return bootstrap_interval(examples[name].to_numpy())
-    low, high = seeds.get(f"test/{name}_low"), seeds.get(f"test/{name}_high")
-    if low is None or high is None:
-        return math.nan, math.nan
-    return low.mean(), high.mean()
-
-
-def _format_interval(low: float, high: float) -> str:
-    return "" if math.isnan(low) or math.isnan(high) else f"[{low:.1f}, {high:.1f}]"
-
-
-def _cells_tried(run: dict, records: list[dict]) -> int:
-    stages = earlier_stages()
-    same = [r for r in records if all(r[k] == run[k] for k in IDENTITY) and not earlier_stage_cell(r, stages)]
-    return len({grid_cell(r) for r in same})
-
-
-def _mark_ties(frame: pd.DataFrame, per_example: list[pd.DataFrame]) -> None:
-    """`vs_best`: per dataset, the best test EM is marked; every other row is tested against it with a
-    paired bootstrap over shared test examples (or, without predictions, by overlap of the intervals)."""
-    frame["vs_best"], frame["p_vs_best"] = "", math.nan
-    for _, group in frame.groupby("dataset"):
-        if group["em"].isna().all():
-            continue
-        best = group["em"].idxmax()
-        for i in group.index:
-            frame.loc[i, ["vs_best", "p_vs_best"]] = _versus(frame, i, best, per_example)
-
-
-def _versus(frame: pd.DataFrame, i: int, best: int, per_example: list[pd.DataFrame]) -> tuple[str, float]:
-    if i == best:
-        return "★ best", math.nan
-    common = per_example[i].index.intersection(per_example[best].index)
-    if len(common):
-        p = paired_bootstrap(per_example[i].loc[common, "em"], per_example[best].loc[common, "em"])
-        return (f"≈ tied (p={p:.2f})" if p >= TIE_ALPHA else f"below (p={p:.3f})"), p
-    overlap = frame.loc[i, "em_high"] >= frame.loc[best, "em_low"]
-    return ("≈ tied (CIs overlap)" if overlap else "below (CIs apart)"), math.nan
+    return pd.DataFrame(rows)
 
 
 # -- quality against cost ----------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def run_artifacts(store: Store, run_id: str) -> dict[str, Path]:
 
     run = store.find_run(run_id)
     run_id = run["id"]
-    rows = store.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
+    rows = store.run_artifacts(run_id)
     run_dir = Path(run["folder"]) if run.get("folder") else artifacts_root(store) / run_id  # before run folders
     paths = {row["kind"]: (contained_path(run_dir, row["path"], f"artifact {row['kind']} of run {run_id}"), row)
              for row in rows}

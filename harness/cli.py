@@ -265,7 +265,7 @@ def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
 
 def _fmt(value, integer: bool = False) -> str:
     """One decimal for scores and seconds; counts (`integer`) as whole numbers."""
-    if value is None:
+    if value is None or value != value:  # unset or NaN
         return "–"
     if integer:
         return str(round(value))
@@ -349,18 +349,23 @@ def strategy_options_text(cls) -> str:
                      for f in dataclasses.fields(options))
 
 
-LEADERBOARD_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "seed", "grid_id", "n", "em", "em_low",
-                       "em_high", "f1", "f1_low", "f1_high", "recall@5", "answer_recall@5", "fit_seconds", "peak_memory_mb")
+LEADERBOARD_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "labels", "seeds", "n", "em", "em_std",
+                       "em_low", "em_high", "f1", "f1_std", "f1_low", "f1_high", "recall@5", "answer_recall@5",
+                       "vs_best", "p_vs_best", "dev_em", "embed_lr", "gen_lr", "fit_seconds", "peak_memory_mb",
+                       "grid_id", "cells", "run_ids")
+RUN_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "seed", "grid_id", "n", "em", "em_low",
+               "em_high", "f1", "f1_low", "f1_high", "recall@5", "answer_recall@5", "fit_seconds", "peak_memory_mb")
 
 
 @cli.command()
-@click.option("--all", "show_all", is_flag=True, help="every finished run, not only the latest per configuration")
-@click.option("--split", default="test", show_default=True, help="split whose metrics are shown")
+@click.option("--all", "show_all", is_flag=True, help="every finished run, one row each, instead of the ranking")
+@click.option("--split", default="test", show_default=True, help="split the rows report (selection is always on dev)")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for the terminal; csv, json or markdown (every column, intervals included) to save or paste")
 @click.pass_context
 def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> None:
-    """Finished runs as a table, best test EM first.
+    """The ranking the dashboard shows: per strategy × dataset × models, the best grid cell by dev EM,
+    reported as the mean over seeds with a 95% interval, ties with the best marked (harness/leaderboard.py).
 
     \b
     Examples:
@@ -369,21 +374,39 @@ def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> Non
       harness leaderboard --format csv > leaderboard.csv
       harness leaderboard --format markdown --db runs.duckdb
     """
-    from harness.leaderboard import leaderboard_rows
+    from harness.leaderboard import run_rows, store_ranking
 
-    rows = leaderboard_rows(_store(ctx), split, latest_only=not show_all)
+    store = _store(ctx)
+    rows = run_rows(store, split) if show_all else store_ranking(store, split)
     if fmt != "table":
-        click.echo(rows_as_text(rows, LEADERBOARD_COLUMNS, fmt, integers=("n",)), nl=False)
+        click.echo(rows_as_text(rows, RUN_COLUMNS if show_all else LEADERBOARD_COLUMNS, fmt, integers=("n", "seeds")),
+                   nl=False)
         return
     if not rows:
         console.print(f"no finished runs in {ctx.obj['db']}: run `harness run` first")
         return
+    console.print(run_table(rows, split, ctx.obj["db"]) if show_all else ranking_table(rows, split, ctx.obj["db"]))
+
+
+def ranking_table(rows: list[dict], split: str, db: str) -> Table:
+    table = Table("run", "strategy", "dataset", "embedder", "generator", "labels", "seeds", "EM", "95% CI", "F1",
+                  "recall@5", "answer_recall@5", "vs best", "fit s",
+                  title=f"{split} split · best cell by dev EM · mean over seeds · {db}")
+    for r in rows:
+        em = _fmt(r["em"]) + (f" ± {r['em_std']:.1f}" if r["seeds"] > 1 and r["em_std"] == r["em_std"] else "")
+        table.add_row(r["id"], r["strategy"], r["dataset"], r["embedder"], r["generator"], r["labels"], str(r["seeds"]),
+                      em, r["em_ci"], *(_fmt(r.get(m)) for m in ("f1", "recall@5", "answer_recall@5")), r["vs_best"],
+                      _fmt(r.get("fit_seconds")))
+    return table
+
+
+def run_table(rows: list[dict], split: str, db: str) -> Table:
     table = Table("run", "strategy", "dataset", "embedder", "generator", "seed", "labels", "EM", "F1", "recall@5",
-                  "answer_recall@5", "fit s", title=f"{split} split · {ctx.obj['db']}")
+                  "answer_recall@5", "fit s", title=f"{split} split · every finished run · {db}")
     for r in rows:
         table.add_row(r["id"], r["strategy"], r["dataset"], r["embedder"], r["generator"], str(r["seed"]), r["labels"],
                       *(_fmt(r.get(m)) for m in ("em", "f1", "recall@5", "answer_recall@5", "fit_seconds")))
-    console.print(table)
+    return table
 
 
 @cli.command()

@@ -255,7 +255,7 @@ def mean_metrics(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str,
 
 def _adopt(store: Store, run_id: str, grid_id: str) -> None:
     """A cell found already stored (same run key) joins this grid unless it belongs to another one."""
-    if store.query("SELECT grid_id FROM runs WHERE id = ?", [run_id])[0]["grid_id"] is None:
+    if store.run_grid_id(run_id) is None:
         store.set_grid(run_id, grid_id)
 
 
@@ -263,11 +263,7 @@ def _adopt(store: Store, run_id: str, grid_id: str) -> None:
 def selected_lrs(store: Store, source: str, base: RunConfig) -> dict[str, float | None]:
     """The learning rates of the selected cell of the latest `source` grid on the same data and models."""
     source_cls = plugins.strategies().get(source)
-    runs = store.query(
-        """SELECT id, grid_id, config FROM runs WHERE status = 'finished' AND strategy = ? AND dataset = ?
-           AND embedder = ? AND generator = ? AND grid_id IS NOT NULL ORDER BY finished_at DESC""",
-        [source, base.dataset, base.embedder, base.generator],
-    )
+    runs = store.finished_grid_runs(source, base.dataset, base.embedder, base.generator)
     runs = [r for r in runs if json.loads(r["config"]).get("data_dir") == base.data_dir]
     if not runs:
         raise UserError(f"no finished {source} grid for dataset '{base.dataset}' with {base.embedder} + "

@@ -225,6 +225,32 @@ class Store:
             con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
             con.execute("UPDATE runs SET answer_match = ? WHERE id = ?", [definition, run_id])
 
+    def run_artifacts(self, run_id: str) -> list[dict]:
+        """The run's registered artifacts (kind, path, sha256), oldest first."""
+        return self.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
+
+    def run_grid_id(self, run_id: str) -> str | None:
+        rows = self.query("SELECT grid_id FROM runs WHERE id = ?", [run_id])
+        return rows[0]["grid_id"] if rows else None
+
+    def finished_grid_runs(self, strategy: str, dataset: str, embedder: str, generator: str) -> list[dict]:
+        """Finished runs of `strategy` on these data and models that belong to a grid, newest first."""
+        return self.query(
+            """SELECT id, grid_id, config FROM runs WHERE status = 'finished' AND strategy = ? AND dataset = ?
+               AND embedder = ? AND generator = ? AND grid_id IS NOT NULL ORDER BY finished_at DESC""",
+            [strategy, dataset, embedder, generator])
+
+    def example_scores(self, run_ids: Sequence[str], split: str = "test") -> dict[str, dict[str, tuple[float, float]]]:
+        """run id -> example id -> (EM, F1) in 0-100, from the stored predictions on `split`."""
+        out: dict[str, dict[str, tuple[float, float]]] = {}
+        if not run_ids:
+            return out
+        rows = self.query("SELECT run_id, example_id, 100 * em AS em, 100 * f1 AS f1 FROM predictions "
+                          "WHERE split = ? AND list_contains(?, run_id)", [split, list(run_ids)])
+        for row in rows:
+            out.setdefault(row["run_id"], {})[row["example_id"]] = (row["em"], row["f1"])
+        return out
+
     def run_artifact_paths(self, run_id: str) -> dict[str, str]:
         """kind -> path of the run's newest artifact of each kind, inside its run folder (unchecked;
         `harness.artifacts` verifies)."""

@@ -60,3 +60,36 @@ def test_the_dashboard_never_writes(filled_db):
         assert not at.exception, page
     assert hashlib.sha256(filled_db.read_bytes()).hexdigest() == before
     assert not filled_db.with_suffix(".duckdb.wal").exists()
+
+
+def test_terminal_and_dashboard_list_the_same_rows_in_the_same_order(filled_db, capsys):
+    """One ranking (harness/leaderboard.py) behind `harness leaderboard` and the dashboard's leaderboard, on a
+    store with grids, seeds and a staged grid's first-stage cell."""
+    import json
+
+    from tests.conftest import run_cli
+
+    assert run_cli(["leaderboard", "--format", "json", "--db", str(filled_db)]) == 0
+    terminal = json.loads(capsys.readouterr().out)
+    board = data.leaderboard(str(filled_db)).to_dict("records")
+    key = ("strategy", "dataset", "embedder", "generator", "run_ids", "seeds")
+    assert [tuple(r[k] for k in key) for r in terminal] == [tuple(r[k] for k in key) for r in board]
+    assert len(terminal) == 6 and any(r["seeds"] > 1 for r in terminal)  # grids collapsed to their best cell
+    for mine, theirs in zip(terminal, board):
+        for name in ("em", "em_low", "em_high", "f1_low", "f1_high", "dev_em"):
+            assert mine[name] == pytest.approx(theirs[name], nan_ok=True)
+        assert mine["vs_best"] == theirs["vs_best"]
+    assert not any(r["strategy"] == "two_phase" and r["run_ids"].count(" ") == 0 for r in terminal)
+
+
+def test_a_single_run_row_carries_the_interval_its_run_page_shows(filled_db):
+    """One bootstrap interval per run: the one computed when the run was evaluated (the run page's)."""
+    from harness.store import Store
+
+    board = data.leaderboard(str(filled_db)).to_dict("records")
+    single = [r for r in board if r["seeds"] == 1]
+    assert single
+    for row in single:
+        stored = Store(str(filled_db)).run_metrics(row["run_id"])["test"]
+        assert (row["em_low"], row["em_high"], row["f1_low"], row["f1_high"]) == (
+            stored["em_low"], stored["em_high"], stored["f1_low"], stored["f1_high"])
