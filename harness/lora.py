@@ -37,7 +37,8 @@ def use_qlora(ctx) -> bool:
 
 def prepare_generator_for_lora(ctx) -> Generator:
     """Add LoRA (rank cfg.lora_rank) to the pipeline's generator; reload it in 4 bits first if QLoRA is the
-    default here but the run loaded it unquantized (CUDA without `--quantize`)."""
+    default here but the run loaded it unquantized (CUDA without `--quantize`). Logs `generator_4bit` (1 =
+    QLoRA, 0 = LoRA) at step 0, so the stored run says which one trained."""
     generator = ctx.pipeline.generator
     quantized = use_qlora(ctx)
     if quantized and ctx.config.quantize != "4bit":
@@ -48,6 +49,8 @@ def prepare_generator_for_lora(ctx) -> Generator:
         generator.model = None
         torch.cuda.empty_cache()
         generator.model, _ = spec.load(ModelOptions(device=ctx.device, quantize="4bit"))
+        ctx.flops.watch(generator.model)  # the reloaded model's forwards count, as the first one's did
     add_lora(generator, ctx.config.lora_rank, quantized=quantized,
              gradient_checkpointing=getattr(ctx.config, "gradient_checkpointing", False))
+    ctx.log(0, generator_4bit=float(quantized))
     return generator

@@ -226,6 +226,8 @@ def test_quantize_none_and_new_options_reach_the_stored_config(tiny_data):
     [run] = Store(os.environ["HARNESS_DB"]).query("SELECT config FROM runs")
     config = json.loads(run["config"])
     assert (config["quantize"], config["gradient_checkpointing"], config["peak_tflops"]) == ("none", True, 0.05)
+    log = Store(os.environ["HARNESS_DB"]).query("SELECT name, value FROM train_log WHERE name = 'generator_4bit'")
+    assert [r["value"] for r in log] == [0.0]  # LoRA, as asked
     assert config["index_device"] == "cpu" and config["eval_batch_size"] is None
 
 
@@ -274,5 +276,7 @@ def test_ft_gen_on_cuda_defaults_to_qlora_and_logs_mfu(tiny_data):
     store = Store(os.environ["HARNESS_DB"])
     [run] = store.query("SELECT id, device FROM runs")
     assert "cpu" not in run["device"]
-    names = {r["name"] for r in store.query("SELECT DISTINCT name FROM train_log WHERE run_id = ?", [run["id"]])}
-    assert {"tokens_per_second", "peak_memory_mb"} <= names
+    log = store.query("SELECT step, name, value FROM train_log WHERE run_id = ?", [run["id"]])
+    assert {"tokens_per_second", "peak_memory_mb", "mfu"} <= {r["name"] for r in log}
+    assert [r["value"] for r in log if r["name"] == "generator_4bit"] == [1.0]  # QLoRA by default on CUDA
+    assert all(r["value"] > 0 for r in log if r["name"] in ("train_flops", "mfu"))  # the reloaded model is counted
