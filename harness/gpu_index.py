@@ -10,6 +10,8 @@ IVF-PQ on GPUs goes through faiss-gpu (`to_faiss_gpu`).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -72,7 +74,11 @@ def _pad(rows: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor
 
 
 def cuda_devices() -> list[str]:
-    """Every visible CUDA device: the flat index is sharded over all of them."""
+    """The GPUs this process shards the flat index over: every visible one; in a run launched on several
+    processes (accelerate sets WORLD_SIZE > 1 and LOCAL_RANK), only its own, which then holds the whole index
+    (N processes sharding over all N GPUs would put N shards on each GPU and search them all N times)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ:
+        return [f"cuda:{int(os.environ['LOCAL_RANK'])}"]
     return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 
 

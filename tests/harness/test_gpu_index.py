@@ -47,6 +47,16 @@ def test_k_larger_than_a_shard_or_the_corpus_pads_like_faiss():
     assert np.allclose(scores, expected_scores)
 
 
+def test_a_launched_process_searches_on_its_own_gpu(monkeypatch):
+    from harness.gpu_index import cuda_devices
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert cuda_devices() == ["cuda:2"]
+    monkeypatch.setenv("WORLD_SIZE", "1")  # one process: every visible GPU
+    assert cuda_devices() == [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
 def test_cache_key_ignores_where_the_index_is_searched():
     assert IndexParams("flat", device="cuda").cache_fields() == IndexParams("flat").cache_fields()
     assert "device" not in IndexParams().cache_fields()
