@@ -69,6 +69,12 @@ class FitContext:
         """This process's part of a global batch: the whole batch with one process."""
         return distributed.shard(self.accelerator, batch)
 
+    def shard_bounds(self, n: int) -> tuple[int, int]:
+        """[start, stop) of this process's shard of n rows: (0, n) with one process."""
+        if self.accelerator is None:
+            return 0, n
+        return distributed.shard_bounds(n, self.accelerator.num_processes, self.accelerator.process_index)
+
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagate this process's share of a step's loss."""
         if self.accelerator is None:
@@ -81,8 +87,8 @@ class FitContext:
         distributed.sum_gradients(self.accelerator, optimizer)
         optimizer.step()
 
-    def sum_over_processes(self, value: float) -> float:
-        """A per-process share (loss, tokens, counts) summed over the processes: the global batch's value."""
+    def sum_over_processes(self, value: float | list[float]) -> float | list[float]:
+        """Per-process shares (loss, tokens, counts) summed over the processes: the global batch's values."""
         return distributed.sum_over_processes(self.accelerator, value)
 
     def all_rows(self, local: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ A plain `harness run` never creates an Accelerator: every helper here is the ide
 How a step stays the step of one process (docs/scaling.md has the long form):
 - every process loads the same models with the same seed, reads every global batch in the same order, and
   works on its shard of it: contiguous rows, the first processes taking one more when the batch does not
-  divide (accelerate's `split_between_processes`);
+  divide (the split of accelerate's `split_between_processes`);
 - each process back-propagates its share of the batch's loss (a mean over its shard times |shard|/|batch|,
   so the shares add up to the batch mean), and before every optimizer step the gradients are summed over
   the processes in one all-reduce of one flat buffer (accelerate's `reduce`), which is what DDP's buckets do;
@@ -57,12 +57,13 @@ def shard(accelerator, items: Sequence) -> list:
     """This process's contiguous part of `items` (all of it without an accelerator)."""
     if accelerator is None:
         return list(items)
-    with accelerator.split_between_processes(list(items)) as part:
-        return list(part)
+    start, stop = shard_bounds(len(items), accelerator.num_processes, accelerator.process_index)
+    return list(items[start:stop])
 
 
 def shard_bounds(n: int, processes: int, index: int) -> tuple[int, int]:
-    """[start, stop) of process `index` in `n` rows, the same split as `split_between_processes`."""
+    """[start, stop) of process `index` in `n` rows: the split of accelerate's `split_between_processes`
+    (contiguous, the first n % processes processes take one more)."""
     base, extra = divmod(n, processes)
     start = index * base + min(index, extra)
     return start, start + base + (1 if index < extra else 0)
@@ -96,11 +97,14 @@ def broadcast_array(accelerator, array, shape: tuple[int, ...]):
     return broadcast(tensor.to(accelerator.device), from_process=0).cpu().numpy()
 
 
-def sum_over_processes(accelerator, value: float) -> float:
+def sum_over_processes(accelerator, value: float | list[float]) -> float | list[float]:
+    """A number (or a list of numbers, in one all-reduce) summed over the processes."""
     if accelerator is None:
-        return float(value)
-    return float(accelerator.reduce(torch.tensor([float(value)], dtype=torch.float64, device=accelerator.device),
-                                    reduction="sum")[0])
+        return value
+    values = [value] if not isinstance(value, list) else value
+    summed = accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=accelerator.device), reduction="sum")
+    out = [float(v) for v in summed.cpu()]
+    return out if isinstance(value, list) else out[0]
 
 
 def all_rows(accelerator, local: torch.Tensor, local_count: int | None = None) -> torch.Tensor:

@@ -206,13 +206,18 @@ class IndexRefresher:
     encoding + building), and logs per installed index `refresh_staleness_steps` (steps between the
     snapshot and the swap) and `refresh_seconds`; at the end the mean staleness and `refresh_wait_seconds`
     (time the training thread spent blocked on re-indexing: all of it with mode=sync).
+
+    In a run launched on several processes the main process alone re-indexes (once), and at each step
+    boundary it sends what it installs, the new vectors included, to the others: every process swaps to the
+    same index at the same step.
     """
 
     def __init__(self, ctx, passage_encoder, every: int, mode: str = "background", batch_size: int = 64):
         if every < 0:
             raise ValueError(f"refresh_every must be >= 0 (0 = only the final refresh), got {every}")
         self.ctx, self.encoder, self.every = ctx, passage_encoder, every
-        self.worker = RefreshWorker(ctx.dataset.corpus, mode, index_params(ctx.config), batch_size=batch_size)
+        self.batch_size, self.params = batch_size, index_params(ctx.config)
+        self.worker = RefreshWorker(ctx.dataset.corpus, mode, self.params, batch_size=batch_size) if ctx.is_main_process else None
         self.last_request = 0
         self.installed_step = 0  # the step whose weights built the index in use (0 = the base embedder)
         self.staleness: list[int] = []
@@ -221,13 +226,16 @@ class IndexRefresher:
     def between_steps(self, step: int) -> None:
         """Call after step `step` (optimizer stepped) and before the next one reads the index."""
         waited = time.perf_counter()
-        if (refresh := self.worker.poll()) is not None:
-            self._install(refresh, step)
-        if self.every and step - self.last_request >= self.every and not self.worker.in_flight:
-            self.worker.request(self.encoder, step)
-            self.last_request = step
-            if (refresh := self.worker.poll()) is not None:  # sync mode: done already
-                self._install(refresh, step)
+        ready: list[Refresh] = []
+        if self.worker is not None:
+            if (refresh := self.worker.poll()) is not None:
+                ready.append(refresh)
+            if self.every and step - self.last_request >= self.every and not self.worker.in_flight:
+                self.worker.request(self.encoder, step)
+                self.last_request = step
+                if (refresh := self.worker.poll()) is not None:  # sync mode: done already
+                    ready.append(refresh)
+        self._install_everywhere(ready, step)
         self.wait_seconds += time.perf_counter() - waited  # background: the snapshot copy only
 
     def finish(self, step: int, final_refresh: bool = True, wait_in_flight: bool = False) -> None:
@@ -238,14 +246,18 @@ class IndexRefresher:
         index is not yet the final E_p's, the final E_p re-indexes now, in the training thread.
         """
         waited = time.perf_counter()
-        if self.worker.in_flight and (wait_in_flight or self.worker.requested_step == step):
-            self._install(self.worker.wait(), step)
-        elif self.worker.in_flight and (error := self.worker.cancel()) is not None:
-            raise refresh_failed(error) from error
-        if final_refresh and self.installed_step != step:
-            sync = RefreshWorker(self.ctx.dataset.corpus, "sync", self.worker.params, batch_size=self.worker.batch_size)
-            sync.request(self.encoder, step)
-            self._install(sync.poll(), step)
+        ready: list[Refresh] = []
+        if self.worker is not None:
+            if self.worker.in_flight and (wait_in_flight or self.worker.requested_step == step):
+                ready.append(self.worker.wait())
+            elif self.worker.in_flight and (error := self.worker.cancel()) is not None:
+                raise refresh_failed(error) from error
+            installed = ready[-1].snapshot_step if ready and ready[-1] is not None else self.installed_step
+            if final_refresh and installed != step:
+                sync = RefreshWorker(self.ctx.dataset.corpus, "sync", self.params, batch_size=self.batch_size)
+                sync.request(self.encoder, step)
+                ready.append(sync.poll())
+        self._install_everywhere([r for r in ready if r is not None], step)
         self.wait_seconds += time.perf_counter() - waited
         summary = {"refresh_wait_seconds": self.wait_seconds}
         if self.staleness:
@@ -253,12 +265,30 @@ class IndexRefresher:
         self.ctx.log(step, **summary)
 
     def close(self) -> None:
-        self.worker.close()
+        if self.worker is not None:
+            self.worker.close()
+
+    def _install_everywhere(self, ready: list[Refresh], step: int) -> None:
+        """Install the main process's finished refreshes on every process (the last one's index wins)."""
+        accelerator = self.ctx.accelerator
+        if accelerator is not None:
+            from harness.distributed import broadcast_array, broadcast_from_main
+
+            done = broadcast_from_main(accelerator, [(r.snapshot_step, r.seconds) for r in ready])
+            if done:
+                shape = (len(self.ctx.dataset.corpus), embedding_dimension(self.encoder))
+                vectors = broadcast_array(accelerator, np.asarray(ready[-1].index.vectors) if ready else None, shape)
+                last = ready[-1].index if ready else PassageIndex.build(vectors, self.params)
+                ready = [Refresh(last if i == len(done) - 1 else None, snapshot, seconds)
+                         for i, (snapshot, seconds) in enumerate(done)]
+        for refresh in ready:
+            self._install(refresh, step)
 
     def _install(self, refresh: Refresh | None, step: int) -> None:
         if refresh is None:
             return
-        self.ctx.pipeline.index = refresh.index
+        if refresh.index is not None:
+            self.ctx.pipeline.index = refresh.index
         self.ctx.index_refreshes += 1
         self.ctx.refresh_seconds += refresh.seconds
         self.installed_step = refresh.snapshot_step

@@ -63,24 +63,29 @@ def budget_horizon(planned_steps: int, steps_done: int, flops_spent_here: float,
     return max(steps_done, min(planned_steps, steps_done + int(flops_left // per_step)))
 
 
-def backward_in_chunks(batch: Sequence, micro_batch: int, step_fn) -> tuple[torch.Tensor, list[tuple[float, object]]]:
-    """Back-propagate the batch's mean loss `micro_batch` examples at a time (0 = the whole batch at once).
+def backward_in_chunks(ctx, batch: Sequence, micro_batch: int, step_fn) -> tuple[torch.Tensor, list[tuple[float, object]]]:
+    """Back-propagate this process's share of the batch's mean loss, `micro_batch` examples at a time
+    (0 = its whole shard at once).
 
     The RAG losses are means of per-question terms, so Σ_chunks (|chunk|/B)·loss(chunk) has exactly the
     whole batch's gradient, while only one chunk's activations are alive at a time (rag_token's batch of
-    4 × k=5 single-passage sequences is ~15 GB of activations on CPU at once). `step_fn(chunk)` returns
-    (loss, info). Returns the batch loss (detached) and [(share, info)] per chunk, share = |chunk|/B.
+    4 × k=5 single-passage sequences is ~15 GB of activations on CPU at once). With several processes
+    each takes its shard of the batch (`ctx.shard`) and B stays the global batch size, so the processes'
+    shares add up to the batch mean once `ctx.step` sums the gradients. `step_fn(chunk)` returns
+    (loss, info). Returns the batch loss (detached, summed over the processes) and this process's
+    [(share, info)] per chunk, share = |chunk|/B.
     """
-    size = micro_batch or len(batch)
+    part = ctx.shard(batch)
+    size = micro_batch or len(part)
     total, parts = torch.zeros(()), []
-    for start in range(0, len(batch), size):
-        chunk = batch[start : start + size]
+    for start in range(0, len(part), size):
+        chunk = part[start : start + size]
         share = len(chunk) / len(batch)
         loss, info = step_fn(chunk)
-        (loss * share).backward()
-        total += loss.detach() * share
+        ctx.backward(loss * share)
+        total += loss.detach().cpu() * share
         parts.append((share, info))
-    return total, parts
+    return torch.tensor(ctx.sum_over_processes(float(total))), parts
 
 
 # -- retrieval size ------------------------------------------------------------------------------
@@ -109,7 +114,7 @@ class StepMeter:
     """Per-step cost of a training loop (torchtune style).
 
     `start()` before a step, `log(step, loss, optimizer, tokens)` after it: adds `tokens` to
-    ctx.trained_tokens and logs loss, the learning rate of every param group (`lr` = the first group's,
+    ctx.trained_tokens (every process's, in a launched run) and logs loss, the learning rate of every param group (`lr` = the first group's,
     `<name>_lr` for named groups), tokens/s, peak memory (MB) and the step's estimated FLOPs
     (`train_flops`, harness/flops.py) to the store, and `mfu` (those FLOPs over the step's seconds over
     the device's peak) where the peak is known: a GPU in harness.gpu.PEAK_TFLOPS, or `--peak-tflops`.
@@ -138,7 +143,8 @@ class StepMeter:
 
         _synchronize(self.ctx.device)
         seconds = max(time.perf_counter() - self._start, 1e-9)
-        self.ctx.trained_tokens += int(tokens)
+        tokens = int(self.ctx.sum_over_processes(tokens))  # every process's shard
+        self.ctx.trained_tokens += tokens
         lrs = {f"{g['name']}_lr": g["lr"] for g in optimizer.param_groups if g.get("name")}
         flops = self.ctx.take_train_flops()
         if self.peak:

@@ -28,7 +28,10 @@ _TRAINING_TEXT = (
 def _build_atomically(target: Path, build) -> Path:
     """The model folder at `target`, (re)built with `build(folder)` when missing or damaged."""
     if cache_entries.load_verified(target, lambda folder: folder, "tiny model") is None:
-        cache_entries.publish(target, build)
+        import torch
+
+        with torch.random.fork_rng():  # the build seeds its own RNG: a run's RNG is the same, cached model or not
+            cache_entries.publish(target, build)
     return target
 
 

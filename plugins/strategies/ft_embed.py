@@ -112,10 +112,12 @@ class RandContext:
 
 
 def cached_mnrl_backward(encoder, questions: list[str], positives, scale: float, chunk: int,
-                         passage_ids: list[str]) -> torch.Tensor:
+                         passage_ids: list[str], all_rows=lambda rows: rows) -> torch.Tensor:
     """GradCache: the MNRL gradient of a large batch, one chunk at a time in memory. Returns the loss.
 
-    `positives` are passage texts (encoded by the tower) or a frozen (B, D) tensor of indexed vectors.
+    `questions` and `positives` (passage texts encoded by the tower, or a frozen (B, D) tensor of the whole
+    batch's indexed vectors) are this process's shard; `passage_ids` are the whole batch's, and
+    `all_rows` gives the whole batch's rows from a shard's (`ctx.all_rows`; the identity for one process).
     """
     def embed_without_grad(texts):
         states, parts = [], []
@@ -125,12 +127,12 @@ def cached_mnrl_backward(encoder, questions: list[str], positives, scale: float,
                 parts.append(encode_with_grad(encoder, texts[start : start + chunk]))
         return torch.cat(parts).requires_grad_(), states  # (B, D) leaf: its .grad is dL/de
 
-    # 1) embed every chunk without grad, keeping each chunk's RNG state
+    # 1) embed every chunk of the shard without grad, keeping each chunk's RNG state
     q, q_states = embed_without_grad(questions)
     frozen = isinstance(positives, torch.Tensor)
     d, d_states = (positives, []) if frozen else embed_without_grad(positives)
-    # 2) the loss on the cached embeddings; backward stops at them: dL/dq, dL/dd (B, D)
-    loss = mnrl_loss(q, d, scale, passage_ids)
+    # 2) the whole batch's loss on the cached embeddings; backward stops at them: dL/dq, dL/dd (shard, D)
+    loss = mnrl_loss(all_rows(q), d if frozen else all_rows(d), scale, passage_ids)
     loss.backward()
     # 3) re-encode chunk by chunk with grad, under the same RNG state, and push the cached gradient in
     sides = [(questions, q, q_states)] + ([] if frozen else [(positives, d, d_states)])
@@ -171,25 +173,27 @@ def train_embedder(ctx, embed_lr: float, options: EmbedOptions, batch_size: int,
     batches = epoch_batches(examples, batch_size, epochs, cfg.seed)
     for step, (_, batch) in enumerate(ctx.progress(batches, desc, total), start=step_offset + 1):
         meter.start()
-        # 1) the pairs: questions and their gold passages (text, or frozen indexed vectors)
-        questions = [ex.question for ex in batch]
-        golds = [gold_of[ex.id] for ex in batch]
-        ids = [z.id for z in golds]
-        texts = [z.as_text() for z in golds]
+        # 1) the pairs of this process's shard: questions and gold passages (text, or frozen indexed vectors);
+        #    every process scores the whole batch, so the negatives are the batch's, as with one process
+        shard = ctx.shard(batch)
+        questions = [ex.question for ex in shard]
+        ids = [gold_of[ex.id].id for ex in batch]  # (B,) the whole batch's, for the duplicate mask
+        texts = [gold_of[ex.id].as_text() for ex in shard]
         positives = indexed_vectors(pipeline, ids) if options.passages == "index" else texts
         optimizer.zero_grad(set_to_none=True)
         if options.cached:
             # 2+3) GradCache: loss and gradient, chunk by chunk
-            loss = cached_mnrl_backward(encoder, questions, positives, scale, options.chunk_size, ids)
+            loss = cached_mnrl_backward(encoder, questions, positives, scale, options.chunk_size, ids, ctx.all_rows)
         else:
-            # 2) embed with grad: q (B, D), d (B, D)
-            q = encode_with_grad(encoder, questions)
-            d = positives.to(q.device) if options.passages == "index" else encode_with_grad(encoder, positives)
-            # 3) in-batch negatives ranking loss
+            # 2) embed the shard with grad, then the whole batch's rows: q (B, D), d (B, D)
+            q = ctx.all_rows(encode_with_grad(encoder, questions))
+            d = positives.to(q.device) if options.passages == "index" else ctx.all_rows(encode_with_grad(encoder, positives))
+            # 3) in-batch negatives ranking loss over the whole batch (each process back-propagates it into
+            #    its own rows; the gradients summed over the processes are the one-process gradient)
             loss = mnrl_loss(q, d, scale, ids)
-            loss.backward()
+            ctx.backward(loss)
         # 4) update the tower
-        optimizer.step()
+        ctx.step(optimizer)  # gradients summed over the processes of a launched run
         tokens = encoder_token_count(encoder, questions) + (0 if options.passages == "index" else encoder_token_count(encoder, texts))
         meter.log(step, loss, optimizer, tokens)
         scheduler.step()

@@ -31,6 +31,7 @@ from harness.likelihoods import retrieve_rows
 from harness.lora import prepare_generator_for_lora
 from harness.training import (
     StepMeter,
+    backward_in_chunks,
     effective_k,
     epoch_batches,
     generator_token_count,
@@ -54,6 +55,15 @@ def answer_nll(generator, prompts: list[str], answers: list[str]) -> torch.Tenso
     return -(token_lp * mask).sum(-1).mean()
 
 
+def nll_of(generator, prompts: dict[str, str], batch) -> tuple[torch.Tensor, int]:
+    """The batch's answer NLL under its baseline prompts, and the tokens read."""
+    # 1) the prompts: question + top-k baseline passages, concatenated (Appendix A)
+    batch_prompts = [prompts[ex.id] for ex in batch]
+    answers = [gold_answer(ex) for ex in batch]
+    # 2) the answer's negative log-likelihood, prompt masked: scalar
+    return answer_nll(generator, batch_prompts, answers), generator_token_count(generator, batch_prompts, answers)
+
+
 def baseline_prompts(pipeline, examples, k: int) -> dict[str, str]:
     """The inference prompt of every example under the *current* (not yet tuned) retriever: id -> prompt."""
     questions = [ex.question for ex in examples]
@@ -73,16 +83,12 @@ def train_generator(ctx, gen_lr: float, desc: str = "ft_gen", step_offset: int =
     batches = epoch_batches(ctx.train, cfg.batch_size, cfg.epochs, cfg.seed)
     for step, (_, batch) in enumerate(ctx.progress(batches, desc, total), start=step_offset + 1):
         meter.start()
-        # 1) the prompts: question + top-k baseline passages, concatenated (Appendix A)
-        batch_prompts = [prompts[ex.id] for ex in batch]
-        answers = [gold_answer(ex) for ex in batch]
-        # 2) the answer's negative log-likelihood, prompt masked: scalar
-        loss = answer_nll(generator, batch_prompts, answers)
-        # 3) update the adapters
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        meter.log(step, loss, optimizer, generator_token_count(generator, batch_prompts, answers))
+        # 1-2) the answer's negative log-likelihood given the baseline prompt (this process's shard)
+        loss, parts = backward_in_chunks(ctx, batch, 0, lambda shard: nll_of(generator, prompts, shard))
+        # 3) update the adapters
+        ctx.step(optimizer)  # gradients summed over the processes of a launched run
+        meter.log(step, loss, optimizer, sum(tokens for _, tokens in parts))
         scheduler.step()
     generator.model.eval()
     return total

@@ -116,9 +116,18 @@ def acceptance_probability(log_w_proposed: torch.Tensor, log_w_current: torch.Te
     return torch.nan_to_num(ratio, nan=0.0)
 
 
-def draw_proposals(log_q: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """n proposals per row from q = exp(log_q) (rows of log-probabilities, −inf = excluded), with replacement."""
-    return torch.multinomial(log_q.exp(), n, replacement=True, generator=generator)
+def draw_proposals(log_q: torch.Tensor, n: int, generator: torch.Generator | None = None,
+                   uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """n proposals per row from q = exp(log_q) (rows of log-probabilities, −inf = excluded), with replacement.
+
+    By inversion of q's CDF at `uniforms` (B, n) ~ U(0,1), drawn from `generator` when None: a row's draws
+    depend on its own uniforms only, so a process can draw its shard's rows from the whole batch's uniforms.
+    """
+    if uniforms is None:
+        uniforms = torch.rand(log_q.shape[0], n, generator=generator)
+    cdf = log_q.exp().cumsum(-1)  # (B, H); flat where q = 0, so an excluded h is never the first cdf > u·total
+    rows = torch.searchsorted(cdf, uniforms * cdf[:, -1:], right=True)  # (B, n)
+    return rows.clamp(max=log_q.shape[1] - 1)
 
 
 def metropolis_independence_chain(
@@ -169,24 +178,25 @@ def jsa_loss(freq: torch.Tensor, log_lik: torch.Tensor, log_prior: torch.Tensor,
 
 
 def m_step_backward(freq: torch.Tensor, log_prior: torch.Tensor, log_post: torch.Tensor, pairs: list[tuple[int, int]],
-                    chunk: int, pair_log_lik) -> torch.Tensor:
+                    chunk: int, pair_log_lik, batch_size: int | None = None, backward=torch.Tensor.backward) -> torch.Tensor:
     """Back-propagate `jsa_loss` with the generator's passes in chunks of `chunk` pairs (0 = all at once).
 
     jsa_loss is linear in log p_θ(y|x,h), so its gradient is that of the retrieval terms
     (1/B) Σ f_h·[−log p_η − log q_φ] plus, chunk by chunk, of −(1/B) Σ f_h·log p_θ(y|x,h); only one chunk's
     generator activations are alive at a time. `pair_log_lik(pairs)` gives log p_θ with grad: (P,).
-    Returns the loss value (detached).
+    With several processes the rows are this process's shard and `batch_size` the global B (default: the
+    rows), so the processes' parts add up to the batch's loss. Returns this part's loss value (detached).
     """
-    B = freq.shape[0]
-    retrieval = jsa_loss(freq, torch.zeros_like(freq), log_prior, log_post)
-    retrieval.backward()
+    B = batch_size or freq.shape[0]
+    retrieval = jsa_loss(freq, torch.zeros_like(freq), log_prior, log_post) * (freq.shape[0] / B)
+    backward(retrieval)
     total = retrieval.detach()
     size = chunk or len(pairs)
     for start in range(0, len(pairs), size):
         part = pairs[start : start + size]
         weights = torch.tensor([float(freq[b, h]) for b, h in part]) / B  # (P,)
         generator_term = -(weights * pair_log_lik(part)).sum()
-        generator_term.backward()
+        backward(generator_term)
         total = total + generator_term.detach()
     return total
 
@@ -275,8 +285,29 @@ def candidate_vectors(pipeline, rows: np.ndarray, passages, passage_tower) -> to
 def jsa_step(ctx, models: JsaModels, batch, chains: dict, options: JsaOptions, rng: torch.Generator):
     """One batch: E-step, then the M-step loss back-propagated into θ, η, φ (, E_p); updates `chains`.
 
-    Returns (loss value, detached; stats; tokens read). The caller zeroes the gradients before and steps
-    the optimizer after.
+    With several processes each runs its shard of the batch; every process draws the whole batch's uniforms
+    from `rng` and uses its shard's rows, so the samples (and the run) are those of one process.
+    Returns (the batch's loss value, detached; stats; tokens read here). The caller zeroes the gradients
+    before and steps the optimizer (`ctx.step`) after.
+    """
+    start, stop = ctx.shard_bounds(len(batch))
+    uniforms = torch.rand(len(batch), 2, options.proposals, generator=rng)[start:stop]  # (b, 2, n): proposals, tests
+    shard = list(batch[start:stop])
+    loss, counts, states, tokens = (jsa_shard_step(ctx, models, shard, chains, options, uniforms, len(batch)) if shard
+                                    else (torch.zeros(()), [0.0] * 5, [], 0))
+    loss_value, accepted, decided, candidates, proposals, samples = ctx.sum_over_processes([float(loss), *counts])
+    chains.update(ctx.gather_in_order(states))
+    stats = {"acceptance_rate": accepted / decided if decided else float("nan"), "candidates": candidates / len(batch),
+             "distinct_proposals": proposals / len(batch), "distinct_samples": samples / len(batch)}
+    return torch.tensor(loss_value), stats, tokens
+
+
+def jsa_shard_step(ctx, models: JsaModels, batch, chains: dict, options: JsaOptions, uniforms: torch.Tensor,
+                   batch_size: int):
+    """`jsa_step` on this process's rows `batch` of a batch of `batch_size`, with their uniforms (b, 2, n).
+
+    Returns (this part's loss, [accepted, tested, candidates, distinct proposals, distinct samples] counts,
+    [(example id, corpus row of its chain's last state)], tokens read).
     """
     pipeline, tau, generator = ctx.pipeline, ctx.config.tau, ctx.pipeline.generator
     K = min(options.candidates, len(pipeline.corpus))
@@ -295,24 +326,24 @@ def jsa_step(ctx, models: JsaModels, batch, chains: dict, options: JsaOptions, r
     log_prior = masked_log_softmax(torch.einsum("bd,bhd->bh", q_prior, d), mask, tau)
     log_post = masked_log_softmax(torch.einsum("bd,bhd->bh", q_post, d), mask, tau)
     # 3) E-step: n proposals ~ q_φ; log p_θ(y|x,h') once per distinct passage, no grad; the MIS chain
-    proposals = draw_proposals(log_post.detach(), options.proposals, rng)  # (B, n)
+    proposals = draw_proposals(log_post.detach(), options.proposals, uniforms=uniforms[:, 0])  # (B, n)
     e_pairs = distinct_pairs(proposals, start)
     with torch.no_grad():
         e_lik = pair_log_likelihoods(generator, questions, answers, passages, e_pairs, LIKELIHOOD_CHUNK)
     log_lik = scatter_pairs(e_lik, e_pairs, tuple(rows.shape), float("nan"))
     log_w = log_lik + log_prior.detach() - log_post.detach()
-    chain = metropolis_independence_chain(log_w, proposals, start, generator=rng)
+    chain = metropolis_independence_chain(log_w, proposals, start, uniforms=uniforms[:, 1])
     # 4) M-step over the chain's states with their frequencies: one backward for θ, η, φ (, E_p)
     freq = sample_frequencies(chain.states, rows.shape[1])  # (B, H)
     m_pairs = distinct_pairs(chain.states)
     loss = m_step_backward(freq, log_prior, log_post, m_pairs, options.m_step_chunk,
-                           lambda pairs: pair_log_likelihoods(generator, questions, answers, passages, pairs))
-    for b, ex in enumerate(batch):
-        chains[ex.id] = int(rows[b, chain.states[b, -1]])  # the chain's last state, for the next epoch
-    stats = {"acceptance_rate": chain.acceptance_rate, "candidates": float(mask.sum(-1).float().mean()),
-             "distinct_proposals": len(e_pairs) / len(batch), "distinct_samples": len(m_pairs) / len(batch)}
+                           lambda pairs: pair_log_likelihoods(generator, questions, answers, passages, pairs),
+                           batch_size, ctx.backward)
+    states = [(ex.id, int(rows[b, chain.states[b, -1]])) for b, ex in enumerate(batch)]  # for the next epoch
+    counts = [float((chain.accepted & chain.decided).sum()), float(chain.decided.sum()), float(mask.sum()),
+              float(len(e_pairs)), float(len(m_pairs))]
     tokens = _tokens_read(generator, models, questions, answers, post_texts, passages, e_pairs + m_pairs)
-    return loss, stats, tokens
+    return loss, counts, states, tokens
 
 
 def _tokens_read(generator, models: JsaModels, questions, answers, post_texts, passages, pairs) -> int:
@@ -346,7 +377,7 @@ def train_jsa(ctx, models: JsaModels, options: JsaOptions, embed_lr: float, gen_
         meter.start()
         optimizer.zero_grad(set_to_none=True)
         loss, stats, tokens = jsa_step(ctx, models, batch, chains, options, rng)  # back-propagates
-        optimizer.step()
+        ctx.step(optimizer)  # gradients summed over the processes of a launched run
         meter.log(step, loss, optimizer, tokens, **stats)
         scheduler.step()
         if refresher is not None:

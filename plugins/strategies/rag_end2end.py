@@ -127,7 +127,7 @@ def end2end_step(ctx, batch, k: int, loss_fn) -> tuple[torch.Tensor, int]:
 def accumulate_gradients(ctx, batch, k: int, loss_fn, micro_batch: int) -> tuple[torch.Tensor, int]:
     """Backward the batch's mean loss in chunks of `micro_batch` questions (0 = all at once): the same
     gradient as the whole batch, one chunk's activations alive at a time. Returns (loss, tokens read)."""
-    loss, parts = backward_in_chunks(batch, micro_batch, lambda chunk: end2end_step(ctx, chunk, k, loss_fn))
+    loss, parts = backward_in_chunks(ctx, batch, micro_batch, lambda chunk: end2end_step(ctx, chunk, k, loss_fn))
     return loss, sum(tokens for _, tokens in parts)
 
 
@@ -149,7 +149,7 @@ def train_end2end(ctx, options: End2EndOptions, embed_lr: float, gen_lr: float, 
         meter.start()
         optimizer.zero_grad(set_to_none=True)
         loss, tokens = accumulate_gradients(ctx, batch, k, LOSSES[options.loss], options.micro_batch)
-        optimizer.step()
+        ctx.step(optimizer)  # gradients summed over the processes of a launched run
         meter.log(step, loss, optimizer, tokens)
         scheduler.step()
         refresher.between_steps(step)  # installs a finished index / starts one: never mid-step

@@ -128,9 +128,9 @@ def train_rag(ctx, loss_fn: RagLoss, embed_lr: float, gen_lr: float, desc: str, 
         optimizer.zero_grad(set_to_none=True)
         # 1-4) retrieve, score, per-passage likelihoods, marginal loss; backward chunk by chunk
         loss, parts = backward_in_chunks(
-            batch, micro_batch, lambda chunk: rag_step(ctx, chunk, k, loss_fn, bool(embed_params), bool(gen_params)))
+            ctx, batch, micro_batch, lambda chunk: rag_step(ctx, chunk, k, loss_fn, bool(embed_params), bool(gen_params)))
         # 5) update both groups
-        optimizer.step()
+        ctx.step(optimizer)  # gradients summed over the processes of a launched run
         meter.log(step, loss, optimizer, sum(tokens for _, tokens in parts))
         scheduler.step()
     encoder.eval()

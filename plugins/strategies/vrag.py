@@ -108,8 +108,9 @@ def accumulate_gradients(ctx, prior, posterior, batch, k: int, options: VragOpti
         loss, stats, tokens = vrag_step(ctx, prior, posterior, chunk, k, options.kl_weight)
         return loss, (stats, tokens)
 
-    loss, parts = backward_in_chunks(batch, options.micro_batch, step)
-    stats = {name: sum(share * s[name] for share, (s, _) in parts) for name in ("nll", "kl")}
+    loss, parts = backward_in_chunks(ctx, batch, options.micro_batch, step)
+    nll_kl = ctx.sum_over_processes([sum(share * s[name] for share, (s, _) in parts) for name in ("nll", "kl")])
+    stats = dict(zip(("nll", "kl"), nll_kl))
     return loss, stats, sum(tokens for _, (_, tokens) in parts)
 
 
@@ -128,7 +129,7 @@ def train_vrag(ctx, prior, posterior, options: VragOptions, embed_lr: float, gen
         meter.start()
         optimizer.zero_grad(set_to_none=True)
         loss, stats, tokens = accumulate_gradients(ctx, prior, posterior, batch, k, options)
-        optimizer.step()
+        ctx.step(optimizer)  # gradients summed over the processes of a launched run
         meter.log(step, loss, optimizer, tokens, **stats)
         scheduler.step()
     for module in (prior, posterior, generator.model):

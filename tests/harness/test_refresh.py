@@ -134,7 +134,8 @@ def fake_context(corpus, tower) -> FakeContext:
     pipeline = SimpleNamespace(index=PassageIndex.build(encode_corpus(tower, corpus)), query_encoder=tower,
                                passage_encoder=tower)
     return FakeContext(pipeline=pipeline, dataset=SimpleNamespace(corpus=corpus), index_refreshes=0,
-                       refresh_seconds=0.0, logged=[], config=SimpleNamespace(index="flat", index_device="cpu"))
+                       refresh_seconds=0.0, logged=[], is_main_process=True, accelerator=None,
+                       config=SimpleNamespace(index="flat", index_device="cpu"))
 
 
 def test_refresher_swaps_between_steps_and_counts_staleness(corpus, tower, monkeypatch):

@@ -96,7 +96,7 @@ def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data, loss_f
     unfreeze(ctx.pipeline.query_encoder)
     modules = [ctx.pipeline.query_encoder, ctx.pipeline.generator.model]
     shares = assert_micro_batches_match(modules, lambda micro: backward_in_chunks(
-        ctx.train[:3], micro, lambda chunk: rag_token.rag_step(ctx, chunk, 3, loss_fn, True, True)))
+        ctx, ctx.train[:3], micro, lambda chunk: rag_token.rag_step(ctx, chunk, 3, loss_fn, True, True)))
     assert [[share for share, _ in parts] for parts in shares] == [[1.0], [1 / 3] * 3]
 
 

@@ -1,0 +1,143 @@
+"""One run on two processes (accelerate launch --cpu, gloo) equals the same run on one process.
+
+The real engine on this CPU, tiny models: per-step losses and the final trained weights of the 2-process
+run match the 1-process run with the same global batch; the run is stored once, by the main process; the
+gathered predictions are every example once, in order, with odd split sizes (7 and 3 over 2 processes).
+Dropout is switched off in the embedder (a plugin registered through the real plugin manager): each process
+draws its own dropout masks, so with dropout the two runs differ by design, not by a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from harness.store import Store
+from tests.conftest import TINY_CORPUS, TINY_QUESTIONS, run_cli
+
+LOSS_TOLERANCE = 1e-5  # relative, per step
+WEIGHT_TOLERANCE = 1e-5  # absolute, every trained weight
+NO_DROPOUT_PLUGIN = '''
+from harness.hookspecs import hookimpl
+from harness.modelutil import load_sentence_transformer
+from harness.types import EmbedderSpec
+from plugins.models.tiny import tiny_embedder_dir
+
+
+def load(options):
+    model = load_sentence_transformer(str(tiny_embedder_dir()), options.device)
+    for module in model.modules():
+        if isinstance(module, __import__("torch").nn.Dropout):
+            module.p = 0.0
+    return model
+
+
+@hookimpl
+def register_models(register):
+    register(EmbedderSpec("tiny-embedder-nodrop", load, "the tiny embedder without dropout (tests)"))
+'''
+
+
+def write_odd_dataset(root: Path) -> Path:
+    """10 passages; 7 train questions (batches of 3, 3, 1: the last leaves a process nothing), 3 test."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "corpus.jsonl").open("w") as fh:
+        for i, (title, text) in enumerate(TINY_CORPUS):
+            fh.write(json.dumps({"id": f"p{i}", "title": title, "text": text}) + "\n")
+    splits = {"train": TINY_QUESTIONS[:7], "dev": [], "test": TINY_QUESTIONS[7:]}
+    for split, rows in splits.items():
+        with (root / f"{split}.jsonl").open("w") as fh:
+            for i, (question, answer, gold) in enumerate(rows):
+                fh.write(json.dumps({"id": f"{split}-{i}", "question": question, "answers": [answer],
+                                     "gold_passage_ids": [f"p{gold}"]}) + "\n")
+    return root
+
+
+@pytest.fixture
+def setup(tmp_path, clean_plugins):
+    plugins_dir = tmp_path / "plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "nodrop.py").write_text(NO_DROPOUT_PLUGIN)
+    return write_odd_dataset(tmp_path / "data"), plugins_dir
+
+
+def run_args(data: Path, plugins_dir: Path, strategy: str, db: Path, *extra: str) -> list[str]:
+    return ["--plugins-dir", str(plugins_dir), "--db", str(db), "run", "--plugin", strategy, "--dataset", "local",
+            "--data-dir", str(data), "--embedder", "tiny-embedder-nodrop", "--generator", "tiny-llama",
+            "--max-new-tokens", "3", "--batch-size", "3", "--eval-splits", "train,test", *extra]
+
+
+def launch_two(args: list[str], tmp_path: Path, via: str = "accelerate") -> subprocess.CompletedProcess:
+    """`accelerate launch --cpu --num_processes 2 -m harness ARGS`, or `harness ... --processes 2`."""
+    env = {**os.environ, "HARNESS_ARTIFACTS": str(tmp_path / "artifacts-2"), "PYTHONPATH": str(Path.cwd())}
+    if via == "accelerate":
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "harness", *args]
+    else:
+        command = [sys.executable, "-m", "harness", *args, "--processes", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def stored_run(db: Path) -> dict:
+    store = Store(str(db))
+    [run] = store.query("SELECT id, status FROM runs")
+    assert run["status"] == "finished"
+    losses = [r["value"] for r in store.query(
+        "SELECT value FROM train_log WHERE run_id = ? AND name = 'loss' ORDER BY step", [run["id"]])]
+    predictions = store.query("SELECT split, example_id FROM predictions WHERE run_id = ?", [run["id"]])
+    artifacts = {a["kind"]: Path(a["path"]) for a in store.query("SELECT kind, path FROM artifacts WHERE run_id = ?",
+                                                                  [run["id"]])}
+    return {"id": run["id"], "losses": losses, "predictions": predictions, "artifacts": artifacts,
+            "metrics": store.run_metrics(run["id"])}
+
+
+def trained_weights(artifacts: dict[str, Path]) -> dict[str, torch.Tensor]:
+    weights = {}
+    for kind, folder in artifacts.items():
+        for file in sorted(folder.rglob("*.safetensors")):
+            weights.update({f"{kind}/{file.relative_to(folder)}/{k}": v for k, v in load_file(file).items()})
+    return weights
+
+
+def compare(one: dict, two: dict) -> tuple[float, float]:
+    """Max |difference| of the per-step losses and of the trained weights; asserts they are within tolerance."""
+    assert len(one["losses"]) == len(two["losses"]) == 3  # 7 questions, global batch 3: the one-process count
+    loss_diff = max(abs(a - b) for a, b in zip(one["losses"], two["losses"]))
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=LOSS_TOLERANCE)
+    w1, w2 = trained_weights(one["artifacts"]), trained_weights(two["artifacts"])
+    assert w1 and w1.keys() == w2.keys()
+    weight_diff = max(float((w1[k].float() - w2[k].float()).abs().max()) for k in w1)
+    assert weight_diff <= WEIGHT_TOLERANCE, weight_diff
+    return loss_diff, weight_diff
+
+
+def expected_predictions() -> list[tuple[str, str]]:
+    return [("train", f"train-{i}") for i in range(7)] + [("test", f"test-{i}") for i in range(3)]
+
+
+@pytest.mark.parametrize("strategy,via", [("rag_token", "accelerate"), ("ft_gen", "processes"),
+                                          ("ft_embed", "accelerate"), ("jsa_rag", "accelerate")])
+def test_two_processes_train_as_one(setup, tmp_path, strategy, via, monkeypatch):
+    data, plugins_dir = setup
+    extra = ("--set", "proposals=4", "--set", "candidates=3") if strategy == "jsa_rag" else ()
+    monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts-1"))
+    assert run_cli(run_args(data, plugins_dir, strategy, tmp_path / "one.duckdb", *extra)) == 0
+    launch_two(run_args(data, plugins_dir, strategy, tmp_path / "two.duckdb", *extra), tmp_path, via)
+    one, two = stored_run(tmp_path / "one.duckdb"), stored_run(tmp_path / "two.duckdb")
+    loss_diff, weight_diff = compare(one, two)
+    print(f"{strategy}: max |loss difference| {loss_diff:.2e}, max |weight difference| {weight_diff:.2e}")
+    # stored once, by the main process: every example once, in the order of its split
+    assert [(p["split"], p["example_id"]) for p in two["predictions"]] == expected_predictions()
+    assert two["metrics"]["test"]["n"] == 3 and two["metrics"]["train"]["n"] == 7
+    assert one["metrics"]["test"]["em"] == two["metrics"]["test"]["em"]
+    assert one["metrics"]["cost"]["trained_tokens"] == two["metrics"]["cost"]["trained_tokens"]
