@@ -526,8 +526,15 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
       harness grid --plugin ft_gen --dataset synthbio --seeds 0,1,2 --budgets 1e13,3e13,1e14
     """
     from harness.config_file import load_grid_file
-    from harness.grid import (check_rate_sources, parse_budgets, parse_lr_list, parse_seeds, plan_grid, run_grid,
-                              selected_lrs)
+    from harness.grid import (
+        check_rate_sources,
+        parse_budgets,
+        parse_lr_list,
+        parse_seeds,
+        plan_grid,
+        run_grid,
+        selected_lrs,
+    )
     from harness.runner import resolve
 
     file_values, file_grid = load_grid_file(config_file) if config_file else ({}, {})

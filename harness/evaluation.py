@@ -49,7 +49,8 @@ def predict(pipeline: RagPipeline, examples: list[RagExample], split: str, max_n
         for start in range(0, len(prompts), batch_size):
             answers += pipeline.generator.generate(prompts[start : start + batch_size], max_new_tokens, batch_size)
             bar.update(len(prompts[start : start + batch_size]))
-    return [_score(ex, answer, pipeline.passages(r), pipeline.k, split) for ex, answer, r in zip(examples, answers, rows)]
+    return [_score(ex, answer, pipeline.passages(r), pipeline.k, split)
+            for ex, answer, r in zip(examples, answers, rows)]
 
 
 def _score(ex: RagExample, answer: str, passages, k: int, split: str) -> dict:

@@ -217,7 +217,8 @@ class IndexRefresher:
             raise ValueError(f"refresh_every must be >= 0 (0 = only the final refresh), got {every}")
         self.ctx, self.encoder, self.every = ctx, passage_encoder, every
         self.batch_size, self.params = batch_size, index_params(ctx.config)
-        self.worker = RefreshWorker(ctx.dataset.corpus, mode, self.params, batch_size=batch_size) if ctx.is_main_process else None
+        main = ctx.is_main_process  # the others receive what it installs
+        self.worker = RefreshWorker(ctx.dataset.corpus, mode, self.params, batch_size=batch_size) if main else None
         self.last_request = 0
         self.installed_step = 0  # the step whose weights built the index in use (0 = the base embedder)
         self.staleness: list[int] = []

@@ -276,7 +276,8 @@ def build_or_load_index(model, corpus: Corpus, params: IndexParams = IndexParams
         if broadcast_from_main(accelerator, (shipped_folder / "index.faiss").is_file()):
             return PassageIndex.load(shipped_folder).place(params.device)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(broadcast_from_main(accelerator, tempfile.mkdtemp(dir=folder.parent, prefix=".index-") if main else None))
+    tmp = tempfile.mkdtemp(dir=folder.parent, prefix=".index-") if main else None
+    tmp = Path(broadcast_from_main(accelerator, tmp))
     vectors = encode_corpus_to_file(tmp / "vectors.npy", model, corpus, batch_size, accelerator)
     if main:
         PassageIndex.build(vectors, params.on_cpu()).save(tmp)  # placed on its device once loaded

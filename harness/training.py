@@ -114,8 +114,8 @@ class StepMeter:
     """Per-step cost of a training loop (torchtune style).
 
     `start()` before a step, `log(step, loss, optimizer, tokens)` after it: adds `tokens` to
-    ctx.trained_tokens (every process's, in a launched run) and logs loss, the learning rate of every param group (`lr` = the first group's,
-    `<name>_lr` for named groups), tokens/s, peak memory (MB) and the step's estimated FLOPs
+    ctx.trained_tokens (every process's, in a launched run) and logs loss, the learning rate of every param
+    group (`lr` = the first group's, `<name>_lr` for named groups), tokens/s, peak memory (MB) and the step's estimated FLOPs
     (`train_flops`, harness/flops.py) to the store, and `mfu` (those FLOPs over the step's seconds over
     the device's peak) where the peak is known: a GPU in harness.gpu.PEAK_TFLOPS, or `--peak-tflops`.
     On a GPU the clock reads wait for the device, so a step's seconds are its kernels', not their launch.

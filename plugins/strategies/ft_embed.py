@@ -187,7 +187,8 @@ def train_embedder(ctx, embed_lr: float, options: EmbedOptions, batch_size: int,
         else:
             # 2) embed the shard with grad, then the whole batch's rows: q (B, D), d (B, D)
             q = ctx.all_rows(encode_with_grad(encoder, questions))
-            d = positives.to(q.device) if options.passages == "index" else ctx.all_rows(encode_with_grad(encoder, positives))
+            frozen = options.passages == "index"
+            d = positives.to(q.device) if frozen else ctx.all_rows(encode_with_grad(encoder, positives))
             # 3) in-batch negatives ranking loss over the whole batch (each process back-propagates it into
             #    its own rows; the gradients summed over the processes are the one-process gradient)
             loss = mnrl_loss(q, d, scale, ids)

@@ -27,9 +27,9 @@ LOSS_TOLERANCE = 1e-5  # relative, per step
 WEIGHT_TOLERANCE = 1e-5  # absolute, every trained weight
 NO_DROPOUT_PLUGIN = '''
 from harness.hookspecs import hookimpl
-from harness.modelutil import load_sentence_transformer
+from harness.model_loading import load_sentence_transformer
 from harness.types import EmbedderSpec
-from plugins.models.tiny import tiny_embedder_dir
+from harness.builtins.models.tiny import tiny_embedder_dir
 
 
 def load(options):
@@ -101,8 +101,8 @@ def two_process_runs(tmp_path_factory, session_cache):
                 for name, extra in STRATEGIES.items()]
     (root / "commands.json").write_text(json.dumps(commands))
     command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines",
-               "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(Path(__file__).parent / "distributed_runs.py"),
-               str(root / "commands.json")]
+               "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               str(Path(__file__).parent / "distributed_runs.py"), str(root / "commands.json")]
     done = subprocess.run(command, env=two_process_env(root / "artifacts", session_cache), capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
