@@ -109,15 +109,15 @@ def two_process_runs(tmp_path_factory, session_cache):
     return root
 
 
-def stored_run(db: Path) -> dict:
+def stored_run(db: Path, artifacts_root: Path) -> dict:
     store = Store(str(db))
     [run] = store.query("SELECT id, status FROM runs")
     assert run["status"] == "finished"
     losses = [r["value"] for r in store.query(
         "SELECT value FROM train_log WHERE run_id = ? AND name = 'loss' ORDER BY step", [run["id"]])]
     predictions = store.query("SELECT split, example_id FROM predictions WHERE run_id = ?", [run["id"]])
-    artifacts = {a["kind"]: Path(a["path"]) for a in store.query("SELECT kind, path FROM artifacts WHERE run_id = ?",
-                                                                  [run["id"]])}
+    artifacts = {a["kind"]: artifacts_root / run["id"] / a["path"]  # stored relative to the run's folder
+                 for a in store.query("SELECT kind, path FROM artifacts WHERE run_id = ?", [run["id"]])}
     return {"id": run["id"], "losses": losses, "predictions": predictions, "artifacts": artifacts,
             "metrics": store.run_metrics(run["id"])}
 
@@ -158,7 +158,8 @@ def test_two_processes_train_as_one(setup, tmp_path, two_process_runs, name, mon
     data, plugins_dir = setup
     monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts-1"))
     assert run_cli(run_args(data, plugins_dir, name.split("+")[0], tmp_path / "one.duckdb", *STRATEGIES[name])) == 0
-    one, two = stored_run(tmp_path / "one.duckdb"), stored_run(two_process_runs / f"{name}.duckdb")
+    one = stored_run(tmp_path / "one.duckdb", tmp_path / "artifacts-1")
+    two = stored_run(two_process_runs / f"{name}.duckdb", two_process_runs / "artifacts")
     if name != "no_ft":
         loss_diff, weight_diff = compare(one, two)
         print(f"{name}: max |loss difference| {loss_diff:.2e}, max |weight difference| {weight_diff:.2e}")
@@ -175,9 +176,9 @@ def test_harness_run_processes_launches_python_m_harness(setup, tmp_path, monkey
     done = subprocess.run([sys.executable, "-m", "harness", *args, "--processes", "2"], capture_output=True, text=True,
                           env=two_process_env(tmp_path / "artifacts-2", Path(os.environ["HARNESS_CACHE"])), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    two = stored_run(tmp_path / "two.duckdb")
-    assert done.stdout.count("finished and stored") == 1  # the main process reports, once
+    two = stored_run(tmp_path / "two.duckdb", tmp_path / "artifacts-2")
+    assert done.stdout.count(f"run {two['id']} finished") == 1  # the main process reports, once
     check_stored_once_in_order(two)
     monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts-1"))
     assert run_cli(run_args(data, plugins_dir, "rag_token", tmp_path / "one.duckdb")) == 0
-    compare(stored_run(tmp_path / "one.duckdb"), two)
+    compare(stored_run(tmp_path / "one.duckdb", tmp_path / "artifacts-1"), two)
