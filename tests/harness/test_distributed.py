@@ -20,6 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness.artifacts import run_artifacts
 from harness.store import Store
 from tests.conftest import TINY_CORPUS, TINY_QUESTIONS, run_cli
 
@@ -84,8 +85,8 @@ STRATEGIES = {  # strategy: extra options (small jsa_rag chains; re-index after 
 }
 
 
-def two_process_env(artifacts: Path, cache: Path) -> dict:
-    return {**os.environ, "HARNESS_ARTIFACTS": str(artifacts), "HARNESS_CACHE": str(cache),
+def two_process_env(runs: Path, cache: Path) -> dict:
+    return {**os.environ, "HARNESS_RUNS": str(runs), "HARNESS_CACHE": str(cache),
             "HARNESS_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
 
 
@@ -103,21 +104,20 @@ def two_process_runs(tmp_path_factory, session_cache):
     command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines",
                "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                str(Path(__file__).parent / "distributed_runs.py"), str(root / "commands.json")]
-    done = subprocess.run(command, env=two_process_env(root / "artifacts", session_cache), capture_output=True,
+    done = subprocess.run(command, env=two_process_env(root / "runs", session_cache), capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return root
 
 
-def stored_run(db: Path, artifacts_root: Path) -> dict:
+def stored_run(db: Path) -> dict:
     store = Store(str(db))
     [run] = store.query("SELECT id, status FROM runs")
     assert run["status"] == "finished"
     losses = [r["value"] for r in store.query(
         "SELECT value FROM train_log WHERE run_id = ? AND name = 'loss' ORDER BY step", [run["id"]])]
     predictions = store.query("SELECT split, example_id FROM predictions WHERE run_id = ?", [run["id"]])
-    artifacts = {a["kind"]: artifacts_root / run["id"] / a["path"]  # stored relative to the run's folder
-                 for a in store.query("SELECT kind, path FROM artifacts WHERE run_id = ?", [run["id"]])}
+    artifacts = run_artifacts(store, run["id"])  # in the run's folder, sha256 checked
     return {"id": run["id"], "losses": losses, "predictions": predictions, "artifacts": artifacts,
             "metrics": store.run_metrics(run["id"])}
 
@@ -153,13 +153,11 @@ def check_stored_once_in_order(two: dict) -> None:
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
-def test_two_processes_train_as_one(setup, tmp_path, two_process_runs, name, monkeypatch):
+def test_two_processes_train_as_one(setup, tmp_path, two_process_runs, name):
     """`accelerate launch --cpu --num_processes 2` = one process: losses, weights, metrics, predictions."""
     data, plugins_dir = setup
-    monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts-1"))
     assert run_cli(run_args(data, plugins_dir, name.split("+")[0], tmp_path / "one.duckdb", *STRATEGIES[name])) == 0
-    one = stored_run(tmp_path / "one.duckdb", tmp_path / "artifacts-1")
-    two = stored_run(two_process_runs / f"{name}.duckdb", two_process_runs / "artifacts")
+    one, two = stored_run(tmp_path / "one.duckdb"), stored_run(two_process_runs / f"{name}.duckdb")
     if name != "no_ft":
         loss_diff, weight_diff = compare(one, two)
         print(f"{name}: max |loss difference| {loss_diff:.2e}, max |weight difference| {weight_diff:.2e}")
@@ -169,16 +167,15 @@ def test_two_processes_train_as_one(setup, tmp_path, two_process_runs, name, mon
     assert one["metrics"]["cost"]["index_refreshes"] == two["metrics"]["cost"]["index_refreshes"]
 
 
-def test_harness_run_processes_launches_python_m_harness(setup, tmp_path, monkeypatch):
+def test_harness_run_processes_launches_python_m_harness(setup, tmp_path):
     """`harness run --processes 2` launches `accelerate launch ... -m harness run` for the user."""
     data, plugins_dir = setup
     args = run_args(data, plugins_dir, "rag_token", tmp_path / "two.duckdb")
     done = subprocess.run([sys.executable, "-m", "harness", *args, "--processes", "2"], capture_output=True, text=True,
-                          env=two_process_env(tmp_path / "artifacts-2", Path(os.environ["HARNESS_CACHE"])), timeout=600)
+                          env=two_process_env(tmp_path / "runs-2", Path(os.environ["HARNESS_CACHE"])), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    two = stored_run(tmp_path / "two.duckdb", tmp_path / "artifacts-2")
+    two = stored_run(tmp_path / "two.duckdb")
     assert done.stdout.count(f"run {two['id']} finished") == 1  # the main process reports, once
     check_stored_once_in_order(two)
-    monkeypatch.setenv("HARNESS_ARTIFACTS", str(tmp_path / "artifacts-1"))
     assert run_cli(run_args(data, plugins_dir, "rag_token", tmp_path / "one.duckdb")) == 0
-    compare(stored_run(tmp_path / "one.duckdb", tmp_path / "artifacts-1"), two)
+    compare(stored_run(tmp_path / "one.duckdb"), two)
