@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HARNESS := $(VENV)/bin/harness
 MAIN_STRATEGY ?= jsa_rag
 
-.PHONY: install install-test run test test-fast bench shipped-vectors clean
+.PHONY: install install-test run test test-fast lint bench shipped-vectors clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ test: install-test
 
 test-fast: install-test
 	$(PY) -m pytest -q -m "not packaged and not browser"
+
+lint: install-test  # ruff: pyflakes, pycodestyle and import order, configured in pyproject.toml
+	$(PY) -m ruff check .
 
 bench: install-test  # about 30 minutes on 2 CPUs; each prints its command, the machine and its ratios
 	$(PY) bench/bench_retrieval.py

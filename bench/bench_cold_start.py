@@ -16,11 +16,18 @@ import time
 
 import numpy as np
 import torch
-
 from _machine import header
+
 from harness.plugins import datasets, load_plugins, models
-from harness.retrieval import (IndexParams, PassageIndex, build_or_load_index, encode_texts, shipped_vectors_file,
-                               verified_shipped_vectors, weights_fingerprint)
+from harness.retrieval import (
+    IndexParams,
+    PassageIndex,
+    build_or_load_index,
+    encode_texts,
+    shipped_vectors_file,
+    verified_shipped_vectors,
+    weights_fingerprint,
+)
 from harness.types import DatasetOptions, ModelOptions
 
 
@@ -78,7 +85,7 @@ def main() -> None:
     examples = [ex for split in ("train", "dev", "test") for ex in dataset.split(split)]
     sep = getattr(embedder.tokenizer, "sep_token", None) or "[SEP]"
     for name, queries, k in (("questions, top-5", [ex.question for ex in examples], 5),
-                             ("jsa_rag posterior x [SEP] y, top-5", [f"{ex.question} {sep} {ex.answers[0]}" for ex in examples], 5),
+                             ("jsa_rag posterior x [SEP] y, top-5", [f"{ex.question} {sep} {ex.answers[0]}" for ex in examples], 5),  # noqa: E501
                              ("questions, top-20", [ex.question for ex in examples], 20)):
         same, diff = same_top(reference, shipped, encode_texts(embedder, queries), k)
         print(f"{name}: identical for {same}/{len(queries)} queries; largest score difference {diff:.2e}")

@@ -12,10 +12,10 @@ computation as the rag_token plugin), so the comparison does not depend on that 
 
 import argparse
 import os
-from pathlib import Path
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from _machine import header

@@ -16,9 +16,9 @@ ones), so a refresh costs a known, modest amount of time.
 """
 
 import argparse
-from pathlib import Path
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from _machine import header

@@ -39,7 +39,7 @@ def main() -> None:
     index = build_or_load_index(embedder, dataset.corpus)
     rng = np.random.default_rng(0)
     # queries: noisy copies of random passage vectors, normalized (search cost does not depend on their origin)
-    queries = np.asarray(index.vectors[rng.integers(0, len(index), args.queries)]) + 0.1 * rng.standard_normal((args.queries, 384))
+    queries = np.asarray(index.vectors[rng.integers(0, len(index), args.queries)]) + 0.1 * rng.standard_normal((args.queries, 384))  # noqa: E501
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     t_batch, (rows_b, _) = best_of(args.repeats, lambda: index.search(queries, 5))
     t_single, rows_s = best_of(args.repeats, lambda: np.vstack([index.search(q[None], 5)[0] for q in queries]))

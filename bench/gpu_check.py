@@ -233,10 +233,10 @@ def load_variant(variant: str, gen: str, device: str):
 
 def train_variant(variant: str, gen: str, device: str, prompts, answers, steps: int, batch: int) -> dict:
     """ft_gen's loop (harness building blocks) for `steps` steps; per-step loss, seconds, tokens, FLOPs."""
+    from harness.builtins.strategies.ft_gen import answer_nll
     from harness.flops import FlopCounter
     from harness.lora import add_lora
     from harness.training import generator_token_count, linear_schedule, trainable
-    from harness.builtins.strategies.ft_gen import answer_nll
 
     if device.startswith("cuda"):
         torch.cuda.empty_cache()

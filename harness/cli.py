@@ -345,7 +345,7 @@ def strategy_options_text(cls) -> str:
     options = strategy_options_class(cls)
     if options is None:
         return "–"
-    return "\n".join(f"{f.name}={f.default if f.default is not dataclasses.MISSING else '?'}  {f.metadata.get('help', '')}".rstrip()
+    return "\n".join(f"{f.name}={f.default if f.default is not dataclasses.MISSING else '?'}  {f.metadata.get('help', '')}".rstrip()  # noqa: E501
                      for f in dataclasses.fields(options))
 
 

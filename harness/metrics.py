@@ -129,7 +129,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("em", True, "Exact match after SQuAD normalization, max over gold answers", "%"),
         MetricInfo("f1", True, "Token F1 after SQuAD normalization, max over gold answers", "%"),
         MetricInfo("recall@5", True, "Share of questions with a gold passage id in the top 5 (needs context labels)", "%"),
-        MetricInfo("answer_recall@5", True, "Share of questions with a gold answer inside a top-5 passage (DPR has_answer: NFD, simple tokens)", "%"),
+        MetricInfo("answer_recall@5", True, "Share of questions with a gold answer inside a top-5 passage (DPR has_answer: NFD, simple tokens)", "%"),  # noqa: E501
         MetricInfo("fit_seconds", False, "Wall-clock seconds spent in strategy.fit", "s"),
         MetricInfo("eval_seconds", False, "Wall-clock seconds to retrieve and generate for the evaluated split", "s"),
         MetricInfo("gpu_hours", False, "fit seconds × GPUs used / 3600 (0 on CPU)", "h"),

@@ -355,7 +355,7 @@ def verified_shipped_vectors(path: Path, model, corpus: Corpus, batch_size: int 
         if diff > SHIPPED_TOLERANCE:
             problem = f"a fresh encode of {len(rows)} passages differs by up to {diff:.2g}"
     if problem:
-        print(f"[progress] not using the shipped vectors {path.name}: {problem}; encoding the corpus", file=sys.stderr, flush=True)
+        print(f"[progress] not using the shipped vectors {path.name}: {problem}; encoding the corpus", file=sys.stderr, flush=True)  # noqa: E501
         return None
     print(f"[progress] using the shipped vectors {path.name} ({len(rows)} passages re-encoded to check them)",
           file=sys.stderr, flush=True)

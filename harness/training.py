@@ -21,7 +21,7 @@ from harness.types import Corpus, Passage, RagExample
 
 
 # -- data order ---------------------------------------------------------------------------------
-def epoch_batches(examples: Sequence[RagExample], batch_size: int, epochs: int, seed: int) -> Iterator[tuple[int, list[RagExample]]]:
+def epoch_batches(examples: Sequence[RagExample], batch_size: int, epochs: int, seed: int) -> Iterator[tuple[int, list[RagExample]]]:  # noqa: E501
     """(epoch, batch) pairs; each epoch is a seeded shuffle, so a run is reproducible."""
     rng = random.Random(seed)
     for epoch in range(epochs):

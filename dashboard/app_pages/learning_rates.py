@@ -38,7 +38,7 @@ def line_chart(lines: pd.DataFrame, metric: str) -> alt.Chart:
         x=alt.X("lr:Q", scale=alt.Scale(type="log"), title="learning rate", axis=alt.Axis(format=".0e")),
         y=alt.Y(f"{metric}:Q", title=f"dev {components.label(metric)} {components.arrow(metric)}",
                 scale=alt.Scale(zero=False)),
-        color=alt.Color("series:N", title="strategy", legend=alt.Legend(orient="bottom", labelLimit=400)), strokeDash=alt.StrokeDash("which:N", title="varied", legend=alt.Legend(orient="bottom")),
+        color=alt.Color("series:N", title="strategy", legend=alt.Legend(orient="bottom", labelLimit=400)), strokeDash=alt.StrokeDash("which:N", title="varied", legend=alt.Legend(orient="bottom")),  # noqa: E501
         tooltip=["series", "which", alt.Tooltip("lr", format=".0e"), alt.Tooltip(metric, format=".1f"), "seeds"],
     ).properties(height=380)
 

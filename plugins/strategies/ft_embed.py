@@ -70,7 +70,7 @@ class EmbedOptions:
     reindex: bool = field(default=False, metadata={"help": "re-encode the corpus with the tuned tower after training"})
     cached: bool = field(default=False, metadata={"help": "GradCache variant: large batches in chunks (default batch 64)"})
     chunk_size: int = field(default=8, metadata={"help": "cached variant: pairs encoded with grad at a time"})
-    passages: str = field(default="tower", metadata={"help": "tower: encode gold passages with grad; index: frozen indexed vectors"})
+    passages: str = field(default="tower", metadata={"help": "tower: encode gold passages with grad; index: frozen indexed vectors"})  # noqa: E501
 
     def __post_init__(self):
         if self.passages not in ("tower", "index"):
@@ -195,7 +195,7 @@ def train_embedder(ctx, embed_lr: float, options: EmbedOptions, batch_size: int,
             ctx.backward(loss)
         # 4) update the tower
         ctx.step(optimizer)  # gradients summed over the processes of a launched run
-        tokens = encoder_token_count(encoder, questions) + (0 if options.passages == "index" else encoder_token_count(encoder, texts))
+        tokens = encoder_token_count(encoder, questions) + (0 if options.passages == "index" else encoder_token_count(encoder, texts))  # noqa: E501
         meter.log(step, loss, optimizer, tokens)
         scheduler.step()
     encoder.eval()

@@ -119,7 +119,8 @@ def test_duplicate_names_are_an_error(clean_plugins):
         clean_plugins.strategies()
 
 
-def test_register_commands_hook_adds_a_command(clean_plugins, capsys):
+def test_hook_register_commands(clean_plugins, capsys):
+    """A plugin adds a click command to `harness`."""
     import click
 
     class CommandPlugin:
@@ -140,7 +141,8 @@ def test_register_commands_hook_adds_a_command(clean_plugins, capsys):
         cli.commands.pop("hello-test", None)
 
 
-def test_run_finished_hook_receives_the_run(clean_plugins, tiny_data):
+def test_hook_run_finished(clean_plugins, tiny_data):
+    """An exporter receives the stored run (id, config, metrics) once it is finished."""
     seen = []
 
     class Exporter:
@@ -156,29 +158,49 @@ def test_run_finished_hook_receives_the_run(clean_plugins, tiny_data):
     assert "em" in seen[0]["metrics"]["test"]
 
 
-def test_every_hook_has_a_test():
-    """datasette's meta-test: each hookspec is exercised by a test in this file or a strategy test."""
-    from harness import hookspecs
+def test_hook_register_models(clean_plugins):
+    """A plugin's embedder spec is registered under its name, owned by the plugin."""
+    from harness.types import EmbedderSpec
 
-    hooks = [n for n in dir(hookspecs) if n.startswith(("register_", "run_"))]
-    source = open(__file__).read()
-    assert all(hook in source for hook in hooks), hooks
-
-
-def test_register_models_and_register_datasets_hooks(clean_plugins, tiny_data):
-    from harness.builtins.datasets.local import load as load_local
-    from harness.types import DatasetOptions, DatasetSpec, EmbedderSpec
-
-    class ModelAndDataPlugin:
+    class ModelPlugin:
         @hookimpl
         def register_models(self, register):
             register(EmbedderSpec("fake-embedder", lambda opts: None, "a fake"))
 
+    clean_plugins.pm.register(ModelPlugin(), name="model-plugin")
+    assert clean_plugins.models()["embedder"].owners["fake-embedder"] == "model-plugin"
+
+
+def test_hook_register_strategies(clean_plugins):
+    """A plugin's strategy class is registered under its `name`, owned by the plugin, contract checked."""
+
+    class Noop:
+        name, citation, description, needs_context_labels, learning_rates = "noop_test", "c", "d", False, {}
+
+        def fit(self, ctx):
+            pass
+
+    class StrategyPlugin:
+        @hookimpl
+        def register_strategies(self, register):
+            register(Noop)
+
+    clean_plugins.pm.register(StrategyPlugin(), name="strategy-plugin")
+    reg = clean_plugins.strategies()
+    assert reg.get("noop_test") is Noop and reg.owners["noop_test"] == "strategy-plugin"
+    assert "noop_test" not in reg.problems
+
+
+def test_hook_register_datasets(clean_plugins, tiny_data):
+    """A plugin's dataset spec is registered under its name and loads."""
+    from harness.builtins.datasets.local import load as load_local
+    from harness.types import DatasetOptions, DatasetSpec
+
+    class DataPlugin:
         @hookimpl
         def register_datasets(self, register):
             register(DatasetSpec("tiny-fixed", lambda opts: load_local(DatasetOptions(data_dir=str(tiny_data)))))
 
-    clean_plugins.pm.register(ModelAndDataPlugin(), name="model-and-data")
-    assert clean_plugins.models()["embedder"].owners["fake-embedder"] == "model-and-data"
+    clean_plugins.pm.register(DataPlugin(), name="data-plugin")
     dataset = clean_plugins.datasets().get("tiny-fixed").load(DatasetOptions())
     assert len(dataset.train) == 6 and len(dataset.corpus) == 10

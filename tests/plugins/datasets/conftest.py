@@ -20,8 +20,8 @@ WIKI_CHUNKS = [
     ("wiki20220301en002_0", "George Rankin", "George James Rankin was an Australian soldier and politician."),
     ("wiki20220301en003_0", "Ian Rankin", "Ian Rankin is a Scottish crime writer, best known for his Inspector Rebus novels."),
     ("wiki20220301en004_0", "Edinburgh", "Edinburgh is the capital city of Scotland."),
-    ("wiki20220301en005_0", "Arthur's Magazine", "Arthur's Magazine was an American literary periodical first published in 1844."),
-    ("wiki20220301en006_0", "First for Women", "First for Women is a woman's magazine published by Bauer Media Group, started in 1989."),
+    ("wiki20220301en005_0", "Arthur's Magazine", "Arthur's Magazine was an American literary periodical first published in 1844."),  # noqa: E501
+    ("wiki20220301en006_0", "First for Women", "First for Women is a woman's magazine published by Bauer Media Group, started in 1989."),  # noqa: E501
     ("wiki20220301en007_0", "Nile", "The Nile is a major north-flowing river in northeastern Africa."),
 ]
 

@@ -34,7 +34,7 @@ def test_same_options_same_data_and_another_seed_other_people():
 def test_splits_are_disjoint_in_people_and_sized_by_person():
     ds = load()
     people = {split: {person(ex.id) for ex in ds.split(split)} for split in ("train", "dev", "test")}
-    assert not (people["train"] & people["dev"]) and not (people["train"] & people["test"]) and not (people["dev"] & people["test"])
+    assert not (people["train"] & people["dev"]) and not (people["train"] & people["test"]) and not (people["dev"] & people["test"])  # noqa: E501
     assert [len(people[s]) for s in ("train", "dev", "test")] == [30, 12, 18]
     assert len(ds.test) == 18 * 5  # one question per attribute and person
     # medium: half as many distractor people again, in the corpus only
