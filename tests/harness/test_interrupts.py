@@ -24,6 +24,8 @@ class Waiting:
     name = "waiting"
     citation = ""
     needs_context_labels = False
+    description = "waits in fit until a signal comes"
+    learning_rates = dict()
     def fit(self, ctx):
         ctx.log(0, loss=1.0)
         Path(os.environ["READY_FILE"]).write_text("fitting")
