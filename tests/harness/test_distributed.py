@@ -179,3 +179,40 @@ def test_harness_run_processes_launches_python_m_harness(setup, tmp_path):
     check_stored_once_in_order(two)
     assert run_cli(run_args(data, plugins_dir, "rag_token", tmp_path / "one.duckdb")) == 0
     compare(stored_run(tmp_path / "one.duckdb"), two)
+
+
+def test_sharded_corpus_encoding_equals_one_process(tmp_path):
+    """`harness index --processes 2`: two processes encode their shards into one memory-mapped file; the
+    vectors equal a one-process encode (asserted to 1e-6; bit-identical here) and every query's top-k is the
+    same."""
+    from harness.builtins.models.tiny import tiny_embedder_dir
+    from harness.model_loading import load_sentence_transformer
+    from harness.retrieval import IndexParams, PassageIndex, build_or_load_index, encode_corpus, encode_texts
+    from harness.types import Corpus, Passage
+
+    passages = [Passage(f"p{i}", f"Topic {i % 7}", f"passage {i} says {i * 37 % 101} about topic {i % 7}.")
+                for i in range(150)]  # 3 batches of 64: one process takes 2, the other 1
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "corpus.jsonl").write_text("".join(json.dumps(vars(p)) + "\n" for p in passages))
+    for split in ("train", "dev", "test"):
+        (data / f"{split}.jsonl").write_text(json.dumps({"id": split, "question": "topic 3?", "answers": ["3"]}) + "\n")
+    cache = tmp_path / "cache"  # a fresh cache: the two processes encode
+    done = subprocess.run([sys.executable, "-m", "harness", "index", "--dataset", "local", "--data-dir", str(data),
+                           "--embedder", "tiny-embedder", "--processes", "2"], capture_output=True, text=True,
+                          env=two_process_env(tmp_path / "runs", cache), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "150 passages indexed (flat)" in done.stdout
+    os.environ["HARNESS_CACHE"] = str(cache)  # restored by conftest's monkeypatch after the test
+    model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")
+    corpus = Corpus(passages)
+    sharded = build_or_load_index(model, corpus)  # found in the cache the two processes wrote
+    assert isinstance(sharded.vectors, np.memmap)
+    single = encode_corpus(model, corpus)
+    diff = float(np.abs(np.asarray(sharded.vectors) - single).max())
+    print(f"sharded vs one-process encode: max |difference| {diff:.2e}")
+    assert diff <= 1e-6
+    queries = encode_texts(model, [f"what does topic {i} say?" for i in range(7)] + [p.text for p in passages[::10]])
+    rows_sharded, _ = sharded.search(queries, 5)
+    rows_single, _ = PassageIndex.build(single, IndexParams()).search(queries, 5)
+    np.testing.assert_array_equal(rows_sharded, rows_single)
