@@ -47,7 +47,7 @@ def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, workdir: str)
     unfreeze(pipeline.query_encoder)
     passage_tower = separate_passage_tower(pipeline)
     options = End2EndOptions(refresh_every=refresh_every if mode else 0, refresh=mode or "sync")
-    refresher = IndexRefresher(ctx, passage_tower, options.refresh_every, options.refresh)
+    refresher = IndexRefresher(ctx, passage_tower, options.refresh_every, options.refresh)  # closed below
     start = time.perf_counter()
     try:
         last = train_end2end(ctx, options, DEFAULT_EMBED_LR, DEFAULT_GEN_LR, refresher)

@@ -4,14 +4,12 @@ Siriwardhana et al. (2021), rag-end2end §3–4: when the passage encoder E_p tr
 stale; re-encoding and re-indexing every N steps would stall training for the whole re-encode, so it runs
 beside the training loop and the new index is swapped in when ready.
 
-    refresher = IndexRefresher(ctx, passage_encoder, every=5, mode="background")
-    try:
+    with IndexRefresher(ctx, passage_encoder, every=5, mode="background") as refresher:
         for step ...:
             ...one training step...
             refresher.between_steps(step)    # install a finished index; snapshot E_p and start one if due
         refresher.finish(last_step)          # final index from the final E_p (what the harness evaluates)
-    finally:
-        refresher.close()                    # stops a worker still running (error or Ctrl-C): never a hang
+    # leaving the block stops a worker still running (error or Ctrl-C): never a hang
 
 How it stays correct:
 - the worker encodes with a *snapshot* of E_p (deep copy, eval mode, no grad) taken at a step boundary, so
@@ -37,8 +35,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harness.progress import progress
-from harness.retrieval import IndexParams, PassageIndex, embedding_dimension, encode_texts, index_params
+from harness.retrieval import (
+    EncodingCancelled,
+    IndexParams,
+    PassageIndex,
+    embedding_dimension,
+    encode_corpus,
+    index_params,
+)
 from harness.types import Corpus
 
 REFRESH_MODES = ("background", "sync")
@@ -51,10 +55,6 @@ class RefreshFailed(RuntimeError):
 
 def refresh_failed(error: BaseException) -> RefreshFailed:
     return RefreshFailed(f"re-indexing the corpus failed: {type(error).__name__}: {error}")
-
-
-class _Cancelled(Exception):
-    pass
 
 
 @dataclass
@@ -178,7 +178,7 @@ class RefreshWorker:
                 vectors = self._encode(snapshot)
             index = PassageIndex.build(vectors, self.params)
             self._result = Refresh(index, step, time.perf_counter() - start)
-        except _Cancelled:
+        except EncodingCancelled:
             pass
         except Exception as exc:  # kept and re-raised in the training thread by poll()/wait()
             self._error = exc
@@ -186,16 +186,7 @@ class RefreshWorker:
             self._collect()
 
     def _encode(self, snapshot) -> np.ndarray:
-        out = np.empty((len(self.corpus), embedding_dimension(snapshot)), dtype=np.float32)
-        row = 0
-        with progress(desc="re-indexing", total=len(self.corpus), unit="passages") as bar:
-            for texts in self.corpus.iter_texts(self.batch_size):
-                if self._stop.is_set():
-                    raise _Cancelled
-                out[row : row + len(texts)] = encode_texts(snapshot, texts, self.batch_size)
-                row += len(texts)
-                bar.update(len(texts))
-        return out
+        return encode_corpus(snapshot, self.corpus, self.batch_size, "re-indexing", cancelled=self._stop.is_set)
 
 
 # -- the schedule a training loop follows --------------------------------------------------------
@@ -268,6 +259,12 @@ class IndexRefresher:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
+
+    def __enter__(self) -> "IndexRefresher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # an error or Ctrl-C mid-training stops the worker too: never a hang
 
     def _install_everywhere(self, ready: list[Refresh], step: int) -> None:
         """Install the main process's finished refreshes on every process (the last one's index wins)."""

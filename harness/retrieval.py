@@ -57,16 +57,23 @@ def embedding_dimension(model) -> int:
     return int(getter())
 
 
+class EncodingCancelled(Exception):
+    """`encode_corpus` was told to stop (its `cancelled()` returned True between two batches)."""
+
+
 def encode_corpus(model, corpus: Corpus, batch_size: int = 64, desc: str = "encoding corpus", start: int = 0,
-                  stop: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                  stop: int | None = None, out: np.ndarray | None = None, cancelled=None) -> np.ndarray:
     """Encode rows [start, stop) in batches, reporting progress (a bar, or log lines), into `out` (default a
-    new (n, D) float32 array)."""
+    new (n, D) float32 array). The one corpus encoding: indexing, `ctx.refresh_index` and the background
+    re-indexer all use it; `cancelled()` (if given) is checked between batches (EncodingCancelled)."""
     stop = len(corpus) if stop is None else stop
     if out is None:
         out = np.empty((stop - start, embedding_dimension(model)), dtype=np.float32)
     row = 0
     with progress(desc=desc, total=stop - start, unit="passages") as bar:
         for texts in corpus.iter_texts(batch_size, start, stop):
+            if cancelled is not None and cancelled():
+                raise EncodingCancelled
             out[row : row + len(texts)] = encode_texts(model, texts, batch_size)
             row += len(texts)
             bar.update(len(texts))

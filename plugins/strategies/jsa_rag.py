@@ -45,6 +45,7 @@ the corpus index cached. With one epoch a persistent chain has nothing to carry;
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -405,14 +406,10 @@ class JsaRag:
         unfreeze(prior)
         passage = separate_passage_tower(ctx.pipeline) if options.train_passages else None
         models = JsaModels(prior, posterior, passage)
-        refresher = IndexRefresher(ctx, passage, options.refresh_every, options.refresh) if passage else None
-        try:
+        with IndexRefresher(ctx, passage, options.refresh_every, options.refresh) if passage else nullcontext() as refresher:
             last_step = train_jsa(ctx, models, options, embed_lr, gen_lr, refresher)
             if refresher is not None:
                 refresher.finish(last_step)
-        finally:
-            if refresher is not None:
-                refresher.close()
         save_adapter(ctx, generator)
         save_embedder(ctx, prior)
         if passage is not None:

@@ -173,12 +173,9 @@ class RagEnd2End:
         generator = prepare_generator_for_lora(ctx)
         unfreeze(ctx.pipeline.query_encoder)
         passage_tower = separate_passage_tower(ctx.pipeline)
-        refresher = IndexRefresher(ctx, passage_tower, options.refresh_every, options.refresh)
-        try:
+        with IndexRefresher(ctx, passage_tower, options.refresh_every, options.refresh) as refresher:
             last_step = train_end2end(ctx, options, embed_lr, gen_lr, refresher)
             refresher.finish(last_step, options.final_refresh)
-        finally:
-            refresher.close()  # an error or Ctrl-C mid-training stops the worker too
         save_adapter(ctx, generator)
         save_embedder(ctx, ctx.pipeline.query_encoder)
         save_passage_tower(ctx, passage_tower)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import refresh as refresh_module
+from harness import retrieval as retrieval_module
 from harness.refresh import IndexRefresher, RefreshFailed, RefreshWorker, separate_passage_tower
 from harness.retrieval import PassageIndex, encode_corpus
 from harness.types import Corpus, Passage
@@ -79,8 +79,8 @@ def test_refresh_encodes_with_a_snapshot_taken_at_request(corpus, tower, mode):
 
 
 def test_result_is_only_installed_when_the_loop_polls(corpus, tower, monkeypatch):
-    gate = Gate(refresh_module.encode_texts)
-    monkeypatch.setattr(refresh_module, "encode_texts", gate)
+    gate = Gate(retrieval_module.encode_texts)
+    monkeypatch.setattr(retrieval_module, "encode_texts", gate)
     worker = RefreshWorker(corpus, "background", batch_size=5)
     worker.request(tower, step=1)
     assert gate.entered.wait(5)
@@ -94,7 +94,7 @@ def test_result_is_only_installed_when_the_loop_polls(corpus, tower, monkeypatch
 
 
 def test_worker_failure_is_raised_in_the_training_thread(corpus, tower, monkeypatch):
-    monkeypatch.setattr(refresh_module, "encode_texts", Gate(refresh_module.encode_texts, fail=True, released=True))
+    monkeypatch.setattr(retrieval_module, "encode_texts", Gate(retrieval_module.encode_texts, fail=True, released=True))
     worker = RefreshWorker(corpus, "background")
     worker.request(tower, step=3)
     deadline = time.monotonic() + 10
@@ -106,14 +106,14 @@ def test_worker_failure_is_raised_in_the_training_thread(corpus, tower, monkeypa
 
 
 def test_sync_failure_raises_at_request(corpus, tower, monkeypatch):
-    monkeypatch.setattr(refresh_module, "encode_texts", Gate(refresh_module.encode_texts, fail=True, released=True))
+    monkeypatch.setattr(retrieval_module, "encode_texts", Gate(retrieval_module.encode_texts, fail=True, released=True))
     with pytest.raises(RefreshFailed, match="disk full"):
         RefreshWorker(corpus, "sync").request(tower, step=1)
 
 
 def test_close_stops_a_running_worker_without_hanging(corpus, tower, monkeypatch):
-    gate = Gate(refresh_module.encode_texts)
-    monkeypatch.setattr(refresh_module, "encode_texts", gate)
+    gate = Gate(retrieval_module.encode_texts)
+    monkeypatch.setattr(retrieval_module, "encode_texts", gate)
     worker = RefreshWorker(corpus, "background", batch_size=1)  # 10 batches: stop is checked between them
     worker.request(tower, step=1)
     assert gate.entered.wait(5)
@@ -139,9 +139,9 @@ def fake_context(corpus, tower) -> FakeContext:
 
 
 def test_refresher_swaps_between_steps_and_counts_staleness(corpus, tower, monkeypatch):
-    gate = Gate(refresh_module.encode_texts)
-    monkeypatch.setattr(refresh_module, "encode_texts", gate)
     ctx = fake_context(corpus, tower)
+    gate = Gate(retrieval_module.encode_texts)
+    monkeypatch.setattr(retrieval_module, "encode_texts", gate)
     passage_tower = separate_passage_tower(ctx.pipeline)
     assert passage_tower is not tower and ctx.pipeline.passage_encoder is passage_tower
     original = ctx.pipeline.index
@@ -171,8 +171,8 @@ def test_refresher_swaps_between_steps_and_counts_staleness(corpus, tower, monke
 def test_finish_cancels_a_stale_refresh_and_reports_its_failure(corpus, tower, monkeypatch):
     ctx = fake_context(corpus, tower)
     refresher = IndexRefresher(ctx, separate_passage_tower(ctx.pipeline), every=1, mode="background")
-    gate = Gate(refresh_module.encode_texts, fail=True)
-    monkeypatch.setattr(refresh_module, "encode_texts", gate)
+    gate = Gate(retrieval_module.encode_texts, fail=True)
+    monkeypatch.setattr(retrieval_module, "encode_texts", gate)
     refresher.between_steps(1)  # the worker blocks in its first batch: nothing to report yet
     gate.release.set()
     refresher.worker._thread.join(5)  # ... and then fails
@@ -193,3 +193,36 @@ def test_sync_mode_installs_at_once(corpus, tower):
 def test_bad_mode_is_rejected(corpus):
     with pytest.raises(ValueError, match="background, sync"):
         RefreshWorker(corpus, "eventually")
+
+
+def test_the_refresher_is_a_context_manager_that_stops_its_worker(corpus, tower, monkeypatch):
+    ctx = fake_context(corpus, tower)
+    gate = Gate(retrieval_module.encode_texts)
+    monkeypatch.setattr(retrieval_module, "encode_texts", gate)
+    with pytest.raises(KeyboardInterrupt):
+        with IndexRefresher(ctx, separate_passage_tower(ctx.pipeline), every=1, mode="background") as refresher:
+            refresher.between_steps(1)
+            assert gate.entered.wait(5) and reindex_threads()
+            raise KeyboardInterrupt  # Ctrl-C mid-training: leaving the block stops the worker
+    gate.release.set()
+    for thread in reindex_threads():
+        thread.join(5)
+    assert not reindex_threads() and not refresher.worker.in_flight
+
+
+def test_ctx_refresh_index_and_the_worker_share_one_corpus_encoding(corpus, tower, monkeypatch):
+    """Both go through harness.retrieval.encode_corpus: the same batches, the same vectors."""
+    from harness.context import FitContext
+
+    calls = []
+    real = retrieval_module.encode_texts
+    monkeypatch.setattr(retrieval_module, "encode_texts", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    worker = RefreshWorker(corpus, "sync", batch_size=4)
+    worker.request(tower, step=1)
+    from_worker = worker.poll().index.vectors
+    worker_calls, calls[:] = list(calls), []
+    ctx = fake_context(corpus, tower)
+    calls[:] = []
+    FitContext.refresh_index(ctx, tower)
+    assert calls and worker_calls and sum(calls) == sum(worker_calls) == len(corpus)
+    np.testing.assert_allclose(ctx.pipeline.index.vectors, from_worker, atol=1e-6)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from harness import refresh as refresh_module
+from harness import retrieval as retrieval_module
 from harness.builtins.strategies import rag_end2end
 from harness.builtins.strategies.rag_end2end import End2EndOptions, RagEnd2End, end2end_step
 from tests.conftest import run_cli, tiny_run_args
@@ -121,7 +121,7 @@ def test_background_worker_failure_fails_the_run(tiny_data, store, monkeypatch):
     def broken_encoder(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access")
 
-    monkeypatch.setattr(refresh_module, "encode_texts", broken_encoder)
+    monkeypatch.setattr(retrieval_module, "encode_texts", broken_encoder)
     code = run_cli(tiny_run_args(tiny_data, "rag_end2end", *FAST, "--set", "refresh_every=1",
                                  "--set", "final_refresh=false"))
     assert code != 0
@@ -132,7 +132,7 @@ def test_background_worker_failure_fails_the_run(tiny_data, store, monkeypatch):
 
 def test_ctrl_c_during_a_background_refresh_is_stored_as_interrupted(tiny_data, store, monkeypatch):
     release = threading.Event()
-    real_encode = refresh_module.encode_texts
+    real_encode = retrieval_module.encode_texts
 
     def slow_encoder(*args, **kwargs):
         release.wait(10)
@@ -152,7 +152,7 @@ def test_ctrl_c_during_a_background_refresh_is_stored_as_interrupted(tiny_data, 
             interrupted()
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(refresh_module, "encode_texts", slow_encoder)
+    monkeypatch.setattr(retrieval_module, "encode_texts", slow_encoder)
     monkeypatch.setattr(rag_end2end, "end2end_step", step_then_ctrl_c)
     start = time.monotonic()
     args = tiny_run_args(tiny_data, "rag_end2end", *FAST, "--set", "refresh_every=1", "--set", "micro_batch=0")
