@@ -41,9 +41,16 @@ def quality_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cost_text(value: float) -> str:
+    """A cost as stored: counts (trained tokens, refreshes) whole and exact, other values to 4 digits."""
+    if pd.isna(value):
+        return "–"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
+
+
 def cost_table(metrics: pd.DataFrame) -> pd.DataFrame:
     cost = metrics[metrics["split"] == "cost"]
-    return pd.DataFrame({"metric": cost["name"], "value": cost["value"],
+    return pd.DataFrame({"metric": cost["name"], "value": [cost_text(v) for v in cost["value"]],
                          "direction": [components.direction(n) for n in cost["name"]],
                          "description": [components.describe(n) for n in cost["name"]]})
 
@@ -58,8 +65,7 @@ def show_metrics(metrics: pd.DataFrame) -> None:
     st.dataframe(quality_table(metrics), hide_index=True, placeholder="–",
                  column_config={"dev": st.column_config.NumberColumn(format="%.1f"),
                                 "test": st.column_config.NumberColumn(format="%.1f")})
-    st.dataframe(cost_table(metrics), hide_index=True,
-                 column_config={"value": st.column_config.NumberColumn(format="%.4g")})
+    st.dataframe(cost_table(metrics), hide_index=True)
 
 
 def show_overview(run: dict) -> None:

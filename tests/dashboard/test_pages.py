@@ -71,6 +71,11 @@ def test_run_page_shows_config_environment_curves_artifacts(filled_db, run_ids):
     em = quality.set_index("metric").loc["em"]
     assert em["direction"] == "higher is better" and em["test 95% CI"].startswith("[") and em["dev"] >= 0
     assert cost.set_index("metric").loc["fit_seconds", "direction"] == "lower is better"
+    from harness.store import Store
+
+    stored = Store(str(filled_db)).run_metrics(target)["cost"]["trained_tokens"]
+    shown = cost.set_index("metric").loc["trained_tokens", "value"]
+    assert int(shown.replace(",", "")) == stored  # exact, as the store has it (not rounded to 4 digits)
     env = dict(zip(environment["what"], environment["value"]))
     assert env["git sha"] == "abc123def456" and env["package torch"] == "2.13.0" and env["device"].startswith("cpu")
     assert list(artifacts["sha256"]) == ["9f" * 32] and list(artifacts["kind"]) == ["adapter"]
