@@ -511,9 +511,24 @@ def _recompute_answer_recall(store: Store) -> None:
 @click.option("--budgets", default=None, metavar="FLOPS[,FLOPS...]",
               help="run the grid once per training-FLOP budget (--max-train-flops each), for the dashboard's "
                    "quality-at-equal-compute view")
+@click.option("--executor", default="local", show_default=True,
+              help="where cells run: local (this process), ray (Ray tasks), slurm (a submitit job array), or a plugin's")
+@click.option("--cell-cpus", type=click.FloatRange(0.01, 1024), default=1.0, show_default=True, help="CPUs per cell (ray, slurm)")
+@click.option("--cell-gpus", type=click.FloatRange(0, 64), default=0.0, show_default=True, help="GPUs per cell (ray, slurm)")
+@click.option("--max-retries", type=click.IntRange(0, 20), default=2, show_default=True,
+              help="a worker that dies is retried this often, then its cell is stored failed (ray, slurm)")
+@click.option("--ray-address", default=None, help="a running Ray cluster (e.g. auto); default: start a local one")
+@click.option("--slurm-partition", default=None, help="Slurm partition for the job array")
+@click.option("--slurm-time", type=click.IntRange(1, 100000), default=240, show_default=True, help="minutes per cell job")
+@click.option("--slurm-array-parallelism", type=click.IntRange(1, 10000), default=16, show_default=True,
+              help="cells of the job array running at once")
+@click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default=None,
+              help="submitit cluster (default: slurm when sbatch exists, else local processes)")
 @click.pass_context
 def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: str | None, lrs_from: str | None,
-         force: bool, config_file: str | None, seeds: str | None, budgets: str | None, **kwargs) -> None:
+         force: bool, config_file: str | None, seeds: str | None, budgets: str | None, executor: str,
+         cell_cpus: float, cell_gpus: float, max_retries: int, ray_address: str | None, slurm_partition: str | None,
+         slurm_time: int, slurm_array_parallelism: int, slurm_cluster: str | None, **kwargs) -> None:
     """Search learning rates: every cell is a stored run with a shared grid id; selection on dev EM (ties: F1).
 
     \b
@@ -524,8 +539,12 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
       harness grid --plugin rag_token --embed-lr 1e-6,1e-5 --gen-lr 1e-4,1e-3
       harness grid --config examples/configs/grid_ft_gen.toml
       harness grid --plugin ft_gen --dataset synthbio --seeds 0,1,2 --budgets 1e13,3e13,1e14
+      harness grid --plugin ft_gen --lr-grid paper --executor ray --cell-gpus 1     # cells in parallel on Ray
+      harness grid --plugin ft_gen --lr-grid paper --executor slurm --slurm-partition gpu --cell-gpus 1
+    Re-running the same command runs only the cells not finished yet (found by run key).
     """
     from harness.config_file import load_grid_file
+    from harness.executors import ExecutorOptions, get_executor
     from harness.grid import (
         check_rate_sources,
         parse_budgets,
@@ -535,7 +554,7 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
         run_grid,
         selected_lrs,
     )
-    from harness.runner import resolve
+    from harness.runner import resolve, runs_dir
 
     file_values, file_grid = load_grid_file(config_file) if config_file else ({}, {})
     given = flags_given(ctx)
@@ -552,6 +571,10 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
     if seed_list and "seed" in given:
         raise UserError("give --seed or --seeds, not both")
     plan = plan_grid(strategy_cls, lr_grid, explicit, fixed, lrs_from, search_optional=bool(seed_list or budget_list))
+    runner = None if executor == "local" else get_executor(executor)
+    options = ExecutorOptions(cell_cpus, cell_gpus, max_retries, ray_address, slurm_partition, slurm_time,
+                              slurm_array_parallelism, slurm_cluster, logs_dir=str(runs_dir(store) / "executor-logs"),
+                              plugins_dir=ctx.find_root().params.get("plugins_dir"))
     quiet_libraries()
     console.print(f"grid of {plan.n_cells()} cells for {plan.strategy}"
                   + (f" (rates from {lrs_from}: {fixed})" if lrs_from else "")
@@ -559,7 +582,7 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
                   + (f" × {len(budget_list)} FLOP budgets" if budget_list else ""))
     for budget in budget_list or [base.max_train_flops]:
         result = run_grid(dataclasses.replace(base, max_train_flops=budget), store, plan, force=force, seeds=seed_list,
-                          on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} "
+                          executor=runner, executor_options=options, on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} "
                                                           f"{', '.join(c.run_ids) or c.error or ''}"))
         print_grid_result(store, result, plan, budget)
 

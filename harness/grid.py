@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness import plugins
@@ -196,9 +197,10 @@ def select_best(cells: list[Cell]) -> Cell | None:
 
 
 def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False, on_cell=None,
-             seeds: list[int] | None = None) -> GridResult:
+             seeds: list[int] | None = None, executor=None, executor_options=None) -> GridResult:
     """Run every stage of `plan`; later stages fix the earlier stages' winners. `on_cell(cell)` after each.
-    With `seeds`, every cell runs once per seed and is selected on its mean dev score."""
+    With `seeds`, every cell runs once per seed and is selected on its mean dev score. With an `executor`
+    (harness.executors) a stage's cells run there in parallel; the stage ends before the next starts."""
     if "dev" not in base.eval_splits:
         raise UserError("a grid selects on the dev split: keep 'dev' in --eval-splits")
     seeds = seeds or [base.seed]
@@ -208,14 +210,17 @@ def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False,
     cells: list[Cell] = []
     stage_cells: list[Cell] = []
     for s, stage in enumerate(plan.stages, start=1):
-        stage_cells = []
-        for combo in itertools.product(*(plan.values[n] for n in stage.searched)):
-            cell = Cell(s, {**chosen, **dict(zip(stage.searched, combo))})
-            run_cell(cell, cell_config(base, cell.lrs, stage.options), store, grid_id, seeds, force)
-            stage_cells.append(cell)
-            cells.append(cell)
-            if on_cell:
-                on_cell(cell)
+        stage_cells = [Cell(s, {**chosen, **dict(zip(stage.searched, combo))})
+                       for combo in itertools.product(*(plan.values[n] for n in stage.searched))]
+        if executor is None:
+            for cell in stage_cells:
+                run_cell(cell, cell_config(base, cell.lrs, stage.options), store, grid_id, seeds, force)
+                if on_cell:
+                    on_cell(cell)
+        else:
+            configs = [cell_config(base, cell.lrs, stage.options) for cell in stage_cells]
+            run_stage_on(executor, executor_options, stage_cells, configs, store, grid_id, seeds, force, on_cell)
+        cells += stage_cells
         best = select_best(stage_cells)
         if best is None:
             raise UserError(f"grid {grid_id}: every cell of stage {s} failed; `harness show RUN_ID` has the errors")
@@ -241,6 +246,72 @@ def run_cell(cell: Cell, cfg: RunConfig, store: Store, grid_id: str, seeds: list
     cell.run_id = cell.run_ids[0]
     cell.status = "finished" if any(o.status == "finished" for o in per_seed) else "skipped"
     cell.metrics = mean_metrics([o.metrics for o in per_seed])
+
+
+def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig], store: Store, grid_id: str,
+                 seeds: list[int], force: bool, on_cell=None) -> None:
+    """A stage's cells on `executor`: one run folder per cell and seed not already finished (by run key), run
+    by the workers, imported by this driver as each finishes; a cell is done when all its seeds are."""
+    from harness.runfolder import read_finished
+    from harness.runner import create_run_folder, resolve, runs_dir
+
+    root = runs_dir(store)
+    store.import_runs(finished_folders_under(root))  # cells a killed driver left finished but not imported
+    owner, outcomes, folders = {}, {id(c): [] for c in cells}, []
+    for cell, cfg in zip(cells, configs):
+        for seed in seeds:
+            run_cfg = resolve(dataclasses.replace(cfg, seed=seed)).config  # defaults filled, as `execute` stores
+            existing = None if force else store.finished_run_with_key(run_cfg.run_key())
+            if existing:
+                _adopt(store, existing, grid_id)
+                outcomes[id(cell)].append((existing, "skipped", None))
+                continue
+            folder = str(create_run_folder(run_cfg, root, grid_id).path.resolve())
+            owner[folder] = cell
+            folders.append(folder)
+    for cell in cells:
+        if len(outcomes[id(cell)]) == len(seeds):
+            _finish_cell(cell, outcomes[id(cell)], store, on_cell)
+    for folder, error in executor.run(folders, options):
+        cell = owner[folder]
+        run = read_finished(Path(folder)) if error is None else None
+        if run is None:  # the worker never finalised it: the driver records why
+            from harness.runfolder import RunFolder
+
+            RunFolder(Path(folder)).finalise("failed", error)
+            run = read_finished(Path(folder))
+        store.import_runs([run])
+        outcomes[id(cell)].append((run.meta["run_id"], run.status, run.error))
+        if len(outcomes[id(cell)]) == len(seeds):
+            _finish_cell(cell, outcomes[id(cell)], store, on_cell)
+
+
+def finished_folders_under(root: Path) -> list:
+    from harness.runfolder import read_finished, run_folders_under
+
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in run_folders_under(root):
+        if (folder / "status.json").exists():
+            try:
+                found.append(read_finished(folder))
+            except UserError:
+                continue  # a corrupt folder is not a finished cell
+    return found
+
+
+def _finish_cell(cell: Cell, outcomes: list[tuple[str, str, str | None]], store: Store, on_cell) -> None:
+    failed = [(rid, err) for rid, status, err in outcomes if status not in ("finished", "skipped")]
+    cell.run_ids = [rid for rid, _, _ in outcomes]
+    cell.run_id = cell.run_ids[0]
+    if failed:
+        cell.status, cell.error = "failed", failed[0][1]
+    else:
+        cell.status = "finished" if any(s == "finished" for _, s, _ in outcomes) else "skipped"
+        cell.metrics = mean_metrics([store.run_metrics(rid) for rid in cell.run_ids])
+    if on_cell:
+        on_cell(cell)
 
 
 def mean_metrics(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -30,3 +30,8 @@ def register_commands(cli):
 def run_finished(run):
     """Called after a run is stored, with a dict: id, config, metrics, db (the store; `harness.export.load_run_record`
     reads the step log, predictions and artifacts from it). Exporters live here (plugins/trackers/)."""
+
+
+@hookspec
+def register_executors(register):
+    """Register grid executors: ``register(ExecutorClass)``; each has ``name`` and ``run(folders, options)`` (harness/executors.py)."""

@@ -25,7 +25,7 @@ from harness.errors import PluginError, UserError, unknown_name_error
 from harness.strategy import contract_problems
 
 # the repository's plugins/ folder, installed as harness.builtins (one top-level import name in the wheel)
-BUILTIN_PACKAGES = tuple(f"harness.builtins.{kind}" for kind in ("strategies", "models", "datasets", "commands",
+BUILTIN_PACKAGES = tuple(f"harness.builtins.{kind}" for kind in ("strategies", "models", "datasets", "commands", "executors",
                                                                  "trackers"))
 ENTRY_POINT_GROUP = "harness"
 

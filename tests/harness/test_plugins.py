@@ -204,3 +204,32 @@ def test_hook_register_datasets(clean_plugins, tiny_data):
     clean_plugins.pm.register(DataPlugin(), name="data-plugin")
     dataset = clean_plugins.datasets().get("tiny-fixed").load(DatasetOptions())
     assert len(dataset.train) == 6 and len(dataset.corpus) == 10
+
+
+def test_hook_register_executors(clean_plugins, tiny_data, capsys):
+    """A plugin's executor is listed and used by `harness grid --executor NAME`: it gets every cell's run
+    folder and runs it (here in this process), the driver imports what it yields."""
+    from harness.executors import executors, run_cell
+
+    ran = []
+
+    class InProcess:
+        name = "in_process"
+
+        def run(self, folders, options):
+            for folder in folders:
+                ran.append(folder)
+                run_cell(folder, options.plugins_dir)
+                yield folder, None
+
+    class Plugin:
+        @hookimpl
+        def register_executors(self, register):
+            register(InProcess)
+
+    clean_plugins.pm.register(Plugin(), name="test-executor")
+    assert {"local", "ray", "slurm", "in_process"} <= set(executors())
+    args = ["grid", "--plugin", "ft_gen", "--dataset", "local", "--data-dir", str(tiny_data), "--embedder",
+            "tiny-embedder", "--generator", "tiny-llama", "--max-new-tokens", "4", "--gen-lr", "1e-3,1e-2"]
+    assert run_cli([*args, "--executor", "in_process"]) == 0
+    assert len(ran) == 2 and "selected run" in capsys.readouterr().out
