@@ -582,7 +582,8 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
                   + (f" × {len(budget_list)} FLOP budgets" if budget_list else ""))
     for budget in budget_list or [base.max_train_flops]:
         result = run_grid(dataclasses.replace(base, max_train_flops=budget), store, plan, force=force, seeds=seed_list,
-                          executor=runner, executor_options=options, on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} "
+                          executor=runner, executor_options=options,
+                          on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} "
                                                           f"{', '.join(c.run_ids) or c.error or ''}"))
         print_grid_result(store, result, plan, budget)
 
