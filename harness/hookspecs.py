@@ -34,4 +34,4 @@ def run_finished(run):
 
 @hookspec
 def register_executors(register):
-    """Register grid executors: ``register(ExecutorClass)``; each has ``name`` and ``run(folders, options)`` (harness/executors.py)."""
+    """Register grid executors: ``register(ExecutorClass)`` with ``name`` and ``run(folders, options)`` (harness/executors)."""
