@@ -88,6 +88,7 @@ def write_shipped_vectors() -> Path:
     from harness import plugins
     from harness.retrieval import build_or_load_index, save_shipped_vectors, weights_fingerprint
 
+    plugins.load_plugins()
     corpus = load(DatasetOptions()).corpus
     embedder = plugins.models()["embedder"].get("minilm").load(ModelOptions(device="cpu"))
     os.environ["HARNESS_SHIPPED_VECTORS"] = "0"  # the vectors encoded here, never the shipped ones
