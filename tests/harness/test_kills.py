@@ -76,8 +76,10 @@ def test_runs_killed_at_random_moments_leave_an_honest_store(tiny_data):
             continue
         err = proc.stderr.read()
         status = check_killed_run(store, ids)
-        if code == 1 and sig == signal.SIGTERM:  # landed while torch was importing: exits 1, nothing stored
-            assert status == "none", (status, err[-2000:])
+        if status == "none" and sig == signal.SIGTERM:
+            # landed before the run was recorded, e.g. while torch was importing: the exit is then torch's
+            # (seen: 1 with a RuntimeError, -6 from a C++ abort); nothing is stored, which is what matters here
+            assert code != 0
         else:
             assert code in (-sig, 128 + sig, 130), (sig, code, err[-2000:])
         outcomes[sig].append(status)
