@@ -52,7 +52,7 @@ def report(label: str, values: np.ndarray, kinds: np.ndarray, base: np.ndarray |
 
 
 def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | None):
-    from harness.builtins.strategies.ft_embed import DEFAULT_EMBED_LR, EmbedOptions, train_embedder
+    from harness.builtins.strategies.ft_embed import DEFAULT_BATCH, DEFAULT_EMBED_LR, EmbedOptions, train_embedder
 
     configure_torch(seed)
     encoder = copy.deepcopy(base_encoder)
@@ -62,7 +62,7 @@ def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | No
     train = dataset.train[:limit_train] if limit_train else dataset.train
     ctx = FitContext(pipeline, type(dataset)(dataset.name, train, dataset.dev, dataset.test, dataset.corpus), cfg,
                      EmbedOptions(), "cpu", f"bench-{seed}", create_run_folder(cfg, Path(tempfile.mkdtemp()) / "runs"))
-    train_embedder(ctx, DEFAULT_EMBED_LR, EmbedOptions())
+    train_embedder(ctx, DEFAULT_EMBED_LR, EmbedOptions(), DEFAULT_BATCH)
     return encoder, ctx.train_flops
 
 
