@@ -46,6 +46,10 @@ def start_accelerator():
     from accelerate import Accelerator
 
     accelerator = Accelerator()
+    if accelerator.distributed_type.value in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+        raise UserError(f"accelerate config asks for {accelerator.distributed_type.value}: the harness runs data "
+                        "parallel (DDP, MULTI_GPU or MULTI_CPU) with a full model copy per process; for a generator "
+                        "too large for one device use --quantize 4bit (docs/scaling.md)")
     if accelerator.mixed_precision == "fp16":
         raise UserError("fp16 mixed precision is not supported (its loss scaler would need prepared optimizers); "
                         "use --mixed_precision bf16 or no")
