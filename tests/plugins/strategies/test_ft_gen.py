@@ -149,7 +149,7 @@ def test_step_log_has_loss_lr_throughput_and_memory(tiny_data):
     assert {"loss", "lr", "gen_lr", "tokens_per_second", "peak_memory_mb"} <= names
     lrs = [r["value"] for r in rows if r["name"] == "lr"]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] == pytest.approx(1e-3)  # linear decay from the default
-    assert json.loads(store.query("SELECT config FROM runs")[0]["config"])["gen_lr"] is None
+    assert json.loads(store.query("SELECT config FROM runs")[0]["config"])["gen_lr"] == 1e-3  # the default, stored
 
 
 @pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes (QLoRA)")
