@@ -43,7 +43,8 @@ def synthetic_dataset(folder: Path, questions: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "corpus.jsonl").open("w") as fh:
         for i in range(questions):
-            fh.write(json.dumps({"id": f"p{i}", "title": f"Item {i}", "text": f"Item {i} has the code {i * 7919 % 1000}."}) + "\n")
+            passage = {"id": f"p{i}", "title": f"Item {i}", "text": f"Item {i} has the code {i * 7919 % 1000}."}
+            fh.write(json.dumps(passage) + "\n")
     for split, rows in (("train", range(questions)), ("dev", range(8)), ("test", range(8, 17))):
         with (folder / f"{split}.jsonl").open("w") as fh:
             for i in rows:
