@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import plugins
+from harness.builtins.strategies.ft_embed import DEFAULT_BATCH, DEFAULT_EMBED_LR, EmbedOptions, train_embedder
 from harness.config import RunConfig
 from harness.context import FitContext
 from harness.generation import Generator
@@ -51,9 +52,8 @@ def report(label: str, values: np.ndarray, kinds: np.ndarray, base: np.ndarray |
     print("  ".join(parts), flush=True)
 
 
-def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | None):
-    from harness.builtins.strategies.ft_embed import DEFAULT_BATCH, DEFAULT_EMBED_LR, EmbedOptions, train_embedder
-
+def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | None, lr: float | None = None,
+                  options: EmbedOptions | None = None):
     configure_torch(seed)
     encoder = copy.deepcopy(base_encoder)
     tiny, tokenizer = plugins.models()["generator"].get("tiny-llama").load(ModelOptions())
@@ -61,8 +61,8 @@ def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | No
     cfg = RunConfig(strategy="ft_embed", dataset=dataset.name, seed=seed)
     train = dataset.train[:limit_train] if limit_train else dataset.train
     ctx = FitContext(pipeline, type(dataset)(dataset.name, train, dataset.dev, dataset.test, dataset.corpus), cfg,
-                     EmbedOptions(), "cpu", f"bench-{seed}", create_run_folder(cfg, Path(tempfile.mkdtemp()) / "runs"))
-    train_embedder(ctx, DEFAULT_EMBED_LR, EmbedOptions(), DEFAULT_BATCH)
+                     options or EmbedOptions(), "cpu", f"bench-{seed}", create_run_folder(cfg, Path(tempfile.mkdtemp()) / "runs"))
+    train_embedder(ctx, lr or DEFAULT_EMBED_LR, options or EmbedOptions(), DEFAULT_BATCH)
     return encoder, ctx.train_flops
 
 
@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--train-seeds", default="", help="comma-separated seeds for ft_embed (none: base only)")
     parser.add_argument("--limit-train", type=int, default=None, help="train on the first N training questions")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--reindex", action="store_true",
+                        help="re-encode the corpus with the tuned tower before measuring (ft_embed --set reindex=true)")
+    parser.add_argument("--lr", type=float, default=None, help="ft_embed's learning rate (default: the strategy's, 1e-5)")
     args = parser.parse_args()
     plugins.load_plugins(None)
     base_encoder = plugins.models()["embedder"].get("minilm").load(ModelOptions())
@@ -86,9 +89,12 @@ def main() -> None:
         report("no_ft (base MiniLM)", base, kinds)
         tuned_all = []
         for seed in [int(s) for s in args.train_seeds.split(",") if s.strip()]:
-            encoder, flops = tuned_encoder(base_encoder, dataset, index, seed, args.limit_train)
-            tuned = recall_hits(encoder, index, dataset.corpus, examples, 5)
-            report(f"ft_embed seed {seed} ({flops:.2g} FLOPs)", tuned, kinds, base)
+            encoder, flops = tuned_encoder(base_encoder, dataset, index, seed, args.limit_train, args.lr,
+                                           EmbedOptions(reindex=args.reindex))
+            tuned_index = build_or_load_index(encoder, dataset.corpus) if args.reindex else index
+            tuned = recall_hits(encoder, tuned_index, dataset.corpus, examples, 5)
+            label = f"ft_embed seed {seed} lr {args.lr or 'default'}{' reindex' if args.reindex else ''}"
+            report(f"{label} ({flops:.2g} FLOPs)", tuned, kinds, base)
             tuned_all.append(tuned.mean())
         if len(tuned_all) > 1:
             print(f"ft_embed mean ± std over {len(tuned_all)} seeds: {np.mean(tuned_all):.1f} ± "
