@@ -7,7 +7,7 @@ from harness.dashboard import components, data
 
 HELP = option_help()
 
-SHOWN = ["vs_best", "strategy", "dataset", "embedder", "generator", "em", "em_std", "em_ci", "f1", "f1_std",
+SHOWN = ["vs_best", "strategy", "dataset", "embedder", "generator", "labels", "em", "em_std", "em_ci", "f1", "f1_std",
          "f1_ci", "recall@5", "answer_recall@5", "fit_seconds", "gpu_hours", "peak_memory_mb", "seeds",
          "embed_lr", "gen_lr", "cells", "run_id"]
 
@@ -22,6 +22,9 @@ def columns() -> dict:
             help="★ best test EM of its dataset; ≈ tied: a paired bootstrap over the shared test examples finds no "
                  f"difference at p < {data.TIE_ALPHA} (or, without predictions, the 95% intervals overlap); "
                  "below: significantly worse"),
+        "labels": st.column_config.TextColumn(
+            "labels", width=80, help="context labels the retriever trained on: dataset (the dataset's own gold passages) "
+                                     "or silver@N (--silver-labels N: the base retriever's top-N passages with a gold answer)"),
         "em": components.metric_column("em", "EM", width=64),
         "em_std": number("± std", help="EM standard deviation over seeds", format="%.1f", width=58),
         "em_ci": st.column_config.TextColumn("EM 95% CI", help="95% bootstrap interval over test examples", width=100),

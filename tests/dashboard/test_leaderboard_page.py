@@ -89,3 +89,17 @@ def test_csv_download_is_the_filtered_view(filled_db, downloads):
     shown = leaderboard_frame(at)
     assert list(csv["strategy"]) == list(shown["strategy"])
     assert csv["em"].round(6).tolist() == shown["em"].round(6).tolist()
+
+
+def test_silver_labelled_runs_say_so(filled_db):
+    """A run trained on DPR's silver labels (--silver-labels N) shows silver@N; the others their dataset's."""
+    import numpy as np
+
+    from harness.store import Store
+    from tests.dashboard.conftest import _config, _store_run
+
+    config = {**_config("ft_embed", "popqa", "minilm", 1e-5, None, 0), "silver_labels": 20}
+    _store_run(Store(str(filled_db)), "silverrun001", config, None, 0.4, 12.0, np.random.default_rng(3))
+    frame = leaderboard_frame(app_test()).set_index(["strategy", "dataset"])
+    assert frame.loc[("ft_embed", "popqa"), "labels"] == "silver@20"
+    assert set(frame.drop(index=[("ft_embed", "popqa")])["labels"]) == {"dataset"}
