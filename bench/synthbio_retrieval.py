@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--reindex", action="store_true",
                         help="re-encode the corpus with the tuned tower before measuring (ft_embed --set reindex=true)")
+    parser.add_argument("--passages", choices=["tower", "index"], default="tower",
+                        help="ft_embed's gold passages: encoded by the tower with grad (default) or the frozen indexed vectors")
     parser.add_argument("--lr", type=float, default=None, help="ft_embed's learning rate (default: the strategy's, 1e-5)")
     args = parser.parse_args()
     plugins.load_plugins(None)
@@ -90,10 +92,10 @@ def main() -> None:
         tuned_all = []
         for seed in [int(s) for s in args.train_seeds.split(",") if s.strip()]:
             encoder, flops = tuned_encoder(base_encoder, dataset, index, seed, args.limit_train, args.lr,
-                                           EmbedOptions(reindex=args.reindex))
+                                           EmbedOptions(reindex=args.reindex, passages=args.passages))
             tuned_index = build_or_load_index(encoder, dataset.corpus) if args.reindex else index
             tuned = recall_hits(encoder, tuned_index, dataset.corpus, examples, 5)
-            label = f"ft_embed seed {seed} lr {args.lr or 'default'}{' reindex' if args.reindex else ''}"
+            label = f"ft_embed seed {seed} lr {args.lr or 'default'} passages={args.passages}{' reindex' if args.reindex else ''}"
             report(f"{label} ({flops:.2g} FLOPs)", tuned, kinds, base)
             tuned_all.append(tuned.mean())
         if len(tuned_all) > 1:
