@@ -52,8 +52,10 @@ def report(label: str, values: np.ndarray, kinds: np.ndarray, base: np.ndarray |
     print("  ".join(parts), flush=True)
 
 
-def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | None, lr: float | None = None,
-                  options: EmbedOptions | None = None):
+def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | None, lr: float, options: EmbedOptions):
+    """ft_embed's own loop on a copy of the base encoder; returns (encoder, the index it retrieves from, FLOPs):
+    the kept index, or with `options.reindex` the corpus re-encoded through `ctx.refresh_index`, as the
+    strategy does (nothing written to the index cache)."""
     configure_torch(seed)
     encoder = copy.deepcopy(base_encoder)
     tiny, tokenizer = plugins.models()["generator"].get("tiny-llama").load(ModelOptions())
@@ -61,9 +63,10 @@ def tuned_encoder(base_encoder, dataset, index, seed: int, limit_train: int | No
     cfg = RunConfig(strategy="ft_embed", dataset=dataset.name, seed=seed)
     train = dataset.train[:limit_train] if limit_train else dataset.train
     ctx = FitContext(pipeline, type(dataset)(dataset.name, train, dataset.dev, dataset.test, dataset.corpus), cfg,
-                     options or EmbedOptions(), "cpu", f"bench-{seed}", create_run_folder(cfg, Path(tempfile.mkdtemp()) / "runs"))
-    train_embedder(ctx, lr or DEFAULT_EMBED_LR, options or EmbedOptions(), DEFAULT_BATCH)
-    return encoder, ctx.train_flops
+                     options, "cpu", f"bench-{seed}", create_run_folder(cfg, Path(tempfile.mkdtemp()) / "runs"))
+    train_embedder(ctx, lr, options, DEFAULT_BATCH)
+    tuned_index = ctx.refresh_index(encoder) if options.reindex else index
+    return encoder, tuned_index, ctx.train_flops
 
 
 def main() -> None:
@@ -76,7 +79,7 @@ def main() -> None:
                         help="re-encode the corpus with the tuned tower before measuring (ft_embed --set reindex=true)")
     parser.add_argument("--passages", choices=["tower", "index"], default="tower",
                         help="ft_embed's gold passages: encoded by the tower with grad (default) or the frozen indexed vectors")
-    parser.add_argument("--lr", type=float, default=None, help="ft_embed's learning rate (default: the strategy's, 1e-5)")
+    parser.add_argument("--lr", type=float, default=DEFAULT_EMBED_LR, help="ft_embed's learning rate (default: the strategy's)")
     args = parser.parse_args()
     plugins.load_plugins(None)
     base_encoder = plugins.models()["embedder"].get("minilm").load(ModelOptions())
@@ -91,11 +94,10 @@ def main() -> None:
         report("no_ft (base MiniLM)", base, kinds)
         tuned_all = []
         for seed in [int(s) for s in args.train_seeds.split(",") if s.strip()]:
-            encoder, flops = tuned_encoder(base_encoder, dataset, index, seed, args.limit_train, args.lr,
-                                           EmbedOptions(reindex=args.reindex, passages=args.passages))
-            tuned_index = build_or_load_index(encoder, dataset.corpus) if args.reindex else index
+            encoder, tuned_index, flops = tuned_encoder(base_encoder, dataset, index, seed, args.limit_train, args.lr,
+                                                        EmbedOptions(reindex=args.reindex, passages=args.passages))
             tuned = recall_hits(encoder, tuned_index, dataset.corpus, examples, 5)
-            label = f"ft_embed seed {seed} lr {args.lr or 'default'} passages={args.passages}{' reindex' if args.reindex else ''}"
+            label = f"ft_embed seed {seed} lr {args.lr:g} passages={args.passages}{' reindex' if args.reindex else ''}"
             report(f"{label} ({flops:.2g} FLOPs)", tuned, kinds, base)
             tuned_all.append(tuned.mean())
         if len(tuned_all) > 1:

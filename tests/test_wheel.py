@@ -42,6 +42,15 @@ def test_one_top_level_name_with_builtins_dashboard_and_license_inside(wheel):
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
 
+def test_the_default_corpus_vectors_ship_in_the_wheel(wheel):
+    """The float16 vectors a first run takes instead of encoding the default corpus (make shipped-vectors)."""
+    shipped = sorted(p.name for p in (ROOT / "plugins" / "datasets" / "shipped_vectors").glob("*.f16.npy"))
+    assert shipped, "no shipped vectors in the checkout: run `make shipped-vectors`"
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [f"harness/builtins/datasets/shipped_vectors/{name}" for name in shipped] == \
+        sorted(n for n in names if n.endswith(".f16.npy"))
+
+
 def test_torch_is_a_range(wheel):
     with zipfile.ZipFile(wheel) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))

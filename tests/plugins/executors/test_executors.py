@@ -55,16 +55,12 @@ def ray_cluster():
     root = Path(__file__).resolve().parents[3]
     # The head and its workers must agree on authentication: switching it off only in the workers' env makes
     # every worker fail to register ("InvalidAuthToken") wherever Ray's token auth is on (~/.ray/auth_token).
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(root), "HARNESS_THREADS": "1", "RAY_AUTH_MODE": "disabled"}})
-    yield
-    ray.shutdown()
-    if saved is None:
-        os.environ.pop("RAY_AUTH_MODE", None)
-    else:
-        os.environ["RAY_AUTH_MODE"] = saved
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_AUTH_MODE", "disabled")  # the head's setting; its workers inherit it
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(root), "HARNESS_THREADS": "1"}})
+        yield
+        ray.shutdown()
 
 
 def selected(out: str) -> str:
