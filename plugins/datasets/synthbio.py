@@ -23,7 +23,8 @@ come through retrieval. Made here with Faker from a seed:
 
 Options, in the dataset name: `synthbio` (defaults) or `synthbio:people=2000,difficulty=hard,seed=1`.
 `people` (default 1000, so 300 test people and 1,500 test questions), `difficulty` easy | medium | hard
-(default medium: pool sizes, the share of described questions, date formats, distractors), `seed`.
+(default medium, where the base MiniLM finds the gold biography in its top 5 for about half the
+test questions: pool sizes, the share of described questions, date formats, distractors), `seed`.
 Deterministic from the options and the Faker version; generated in about a second; cached as JSON in the
 harness cache.
 """
@@ -44,7 +45,7 @@ from harness.hookspecs import hookimpl
 from harness.splits import apply_limit, validate_dataset
 from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
 
-GENERATOR_VERSION = 1  # bump when the generated text changes: it is part of the cache key
+GENERATOR_VERSION = 2  # bump when the generated text changes: it is part of the cache key
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "employer")
 SPLIT_FRACTIONS = (0.5, 0.2)  # train, dev; test gets the rest
 
@@ -63,7 +64,7 @@ class Difficulty:
 
 DIFFICULTIES = {
     "easy": Difficulty(400, 400, 200, 100, 300, 0.0, "%B %-d, %Y", 0.0),
-    "medium": Difficulty(60, 60, 40, 30, 60, 0.5, "%-d %B %Y", 0.5),
+    "medium": Difficulty(60, 60, 40, 30, 60, 0.6, "%-d %B %Y", 0.5),
     "hard": Difficulty(50, 50, 15, 12, 25, 0.8, "%Y-%m-%d", 1.0),
 }
 

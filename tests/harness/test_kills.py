@@ -4,6 +4,8 @@ over a run's whole life (start-up, model load, training, evaluation, storing). A
 opens, the earlier finished run is unchanged, the killed run is neither `finished` (unless it had completed
 before the signal landed, whole) nor left `running`; at the end an identical run works."""
 
+import contextlib
+import json
 import os
 import random
 import signal
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runfolder import read_finished
+from harness.runfolder import STATUS_FILE, read_finished
 from harness.store import Store
 from tests.conftest import tiny_run_args
 
@@ -91,3 +93,41 @@ def test_runs_killed_at_random_moments_leave_an_honest_store(tiny_data):
     rerun = harness_process([*ft_gen, "--force"])
     assert rerun.wait(timeout=300) == 0
     assert [r["status"] for r in store.runs()][-1] == "finished"
+
+
+def finished_folders(runs: Path) -> set[str]:
+    """Run folders whose status.json says finished (the run's last write)."""
+    done = set()
+    for status in runs.glob(f"*/{STATUS_FILE}"):
+        with contextlib.suppress(ValueError, OSError):
+            if json.loads(status.read_text())["status"] == "finished":
+                done.add(status.parent.name)
+    return done
+
+
+@pytest.mark.timeout(900)
+def test_a_grid_driver_killed_mid_grid_reruns_only_the_unfinished_cells(tiny_data):
+    """SIGKILL the local grid driver once its first cell is stored; the same command then runs only the
+    cells that had not finished, under the same grid id, and the finished cell is not run again."""
+    grid = ["grid", *tiny_run_args(tiny_data, "ft_gen")[1:], "--gen-lr", "1e-4,3e-4,1e-3"]
+    runs = Path(os.environ["HARNESS_RUNS"])
+    driver = harness_process(grid)
+    deadline = time.monotonic() + 300
+    while not finished_folders(runs) and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert driver.poll() is None, "the grid ended before a cell finished: nothing was killed mid-grid"
+    driver.send_signal(signal.SIGKILL)
+    assert driver.wait(timeout=60) == -signal.SIGKILL
+    killed_with = finished_folders(runs)
+    store = Store(os.environ["HARNESS_DB"])
+    stored_before = {r["id"] for r in store.runs() if r["status"] == "finished"}
+    assert 1 <= len(killed_with) < 3 and stored_before <= killed_with
+
+    rerun = subprocess.run([sys.executable, "-c", "from harness.cli import main; main()", *grid], timeout=600,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    finished = [r for r in store.runs() if r["status"] == "finished"]
+    assert len(finished) == 3 and len({r["grid_id"] for r in finished}) == 1  # one grid, every cell once
+    assert {r["id"] for r in finished} >= stored_before  # the cells stored before the kill were kept...
+    assert rerun.stdout.count("skipped") >= len(stored_before)  # ...and not run again
+    assert not [r for r in store.runs() if r["status"] == "running"]  # the cell the kill cut reads interrupted
