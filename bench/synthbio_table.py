@@ -1,0 +1,89 @@
+"""The README's table of every strategy on `synthbio`: one row per configuration, the mean over its seeds.
+
+Made from stored runs (one store or several; runs of other datasets or limits are ignored), e.g. those of
+
+    for seed in 0 1 2; do
+      for s in no_ft ft_gen rag_sequence rag_token two_phase vrag jsa_rag rag_end2end ft_embed; do
+        harness run --plugin $s --dataset synthbio --limit 50 --eval-splits test --seed $seed
+      done
+      harness run --plugin ft_embed --embed-lr 1e-4 --set reindex=true --dataset synthbio --limit 50 --eval-splits test --seed $seed
+      harness run --plugin indp --embed-lr 1e-4 --set reindex=true --dataset synthbio --limit 50 --eval-splits test --seed $seed
+    done
+    python bench/synthbio_table.py --db harness.duckdb [--db other.duckdb ...] [--limit 50]
+
+Each row goes through the leaderboard's own arithmetic (`harness.leaderboard.ranking` on that
+configuration's runs alone): test EM as the mean over seeds with its 95% interval (bootstrap over test
+questions, seeds averaged per question), F1, recall@5, answer_recall@5, fit seconds, training FLOPs.
+Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+from harness.leaderboard import grid_cell, ranking
+from harness.store import Store
+
+COLUMNS = ("em", "f1", "recall@5", "answer_recall@5")
+
+
+def variant(config: dict) -> str:
+    """How a configuration differs from its strategy's defaults, in the words a user types."""
+    parts = [f"--set {k}={str(v).lower()}" for k, v in sorted((config.get("strategy_options") or {}).items())]
+    return " ".join(parts)
+
+
+def load_runs(paths: list[str], dataset: str, limit: int | None) -> list[tuple[Store, dict]]:
+    runs = []
+    for path in paths:
+        store = Store(path)
+        for run in store.finished_runs():
+            config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
+            if config.get("dataset") == dataset and config.get("limit") == limit:
+                runs.append((store, run))
+    return runs
+
+
+def table_rows(runs: list[tuple[Store, dict]]) -> list[dict]:
+    cells: dict[str, list[tuple[Store, dict]]] = {}
+    for store, run in runs:
+        cells.setdefault(grid_cell(run), []).append((store, run))
+    rows = []
+    for cell in cells.values():
+        scores = {}
+        for store, run in cell:
+            scores.update(store.example_scores([run["id"]], "test"))
+        [row] = ranking([run for _, run in cell], scores)
+        config = json.loads(cell[0][1]["config"])
+        flops = [run.get("cost/train_flops") for _, run in cell]
+        row["variant"] = variant(config)
+        row["lrs"] = ", ".join(f"{k} {config[k]:g}" for k in ("embed_lr", "gen_lr") if config.get(k) is not None)
+        row["train_flops"] = statistics.mean(f for f in flops if f is not None) if any(f is not None for f in flops) else 0
+        row["em_std"] = statistics.stdev(run["test/em"] for _, run in cell) if len(cell) > 1 else float("nan")
+        rows.append(row)
+    return sorted(rows, key=lambda r: -r["em"])
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| strategy | options | seeds | test EM (95% CI) | ± std | F1 | recall@5 | answer_recall@5 | fit s | training FLOPs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| `{r['strategy']}` | {r['variant'] or 'defaults'} ({r['lrs'] or 'no lr'}) | {r['seeds']} | "
+                     f"{r['em']:.1f} ({r['em_low']:.1f}–{r['em_high']:.1f}) | {r['em_std']:.1f} | {r['f1']:.1f} | "
+                     f"{r['recall@5']:.1f} | {r['answer_recall@5']:.1f} | {r['fit_seconds']:.0f} | {r['train_flops']:.2g} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", action="append", required=True, help="a store (repeatable)")
+    parser.add_argument("--dataset", default="synthbio")
+    parser.add_argument("--limit", type=int, default=50, help="the runs' --limit (0: none)")
+    args = parser.parse_args()
+    print(markdown(table_rows(load_runs(args.db, args.dataset, args.limit or None))))
+
+
+if __name__ == "__main__":
+    main()
