@@ -4,8 +4,10 @@ running cluster (--ray-address) or a local one; a worker that dies is retried by
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
+from harness.errors import UserError
 from harness.executors import ExecutorOptions, import_engine, run_cell
 from harness.hookspecs import hookimpl
 
@@ -19,6 +21,7 @@ class RayExecutor:
     def run(self, folders: list[str], options: ExecutorOptions) -> Iterator[tuple[str, str | None]]:
         ray = import_engine("ray", "ray")
         if not ray.is_initialized():
+            check_reachable(options.ray_address)
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
             ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": env}, **({} if options.ray_address else {"num_cpus": os.cpu_count()}))
@@ -33,6 +36,21 @@ class RayExecutor:
                 yield folder, None
             except ray.exceptions.RayError as exc:
                 yield folder, f"the worker died {options.max_retries + 1} times: {type(exc).__name__}"
+
+
+def check_reachable(address: str | None, timeout: float = 10.0) -> None:
+    """One clear line when a `host:port` (or `ray://host:port`) address does not answer, instead of Ray
+    waiting on it; "auto" and no address are Ray's to resolve."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address must be host:port, ray://host:port or auto, got '{address}'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one there with "
+                        "`ray start --head`, or leave out --ray-address for a local cluster") from None
 
 
 @hookimpl
