@@ -249,11 +249,16 @@ def print_where_results_are(store: Store, run_id: str) -> None:
 def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     table = Table("split", "EM", "F1", "recall@5", "answer_recall@5", "n", "eval s")
     for split, values in metrics.items():
-        if split == "cost":
-            continue
+        if split == "cost" or not set(values) & {"em", "f1", "recall@5", "answer_recall@5"}:
+            continue  # not an evaluated split (the training split holds only the silver-label counts)
         table.add_row(split, *(_fmt(values.get(m), integer=m == "n")
                                for m in ("em", "f1", "recall@5", "answer_recall@5", "n", "eval_seconds")))
     console.print(table)
+    train = metrics.get("train", {})
+    if "silver_top_n" in train:
+        labelled, dropped = int(train["silver_labelled"]), int(train["silver_dropped"])
+        console.print(f"silver labels (answer-bearing passages in the base top {int(train['silver_top_n'])}): "
+                      f"{labelled} training questions labelled, {dropped} dropped without one")
     cost = metrics.get("cost", {})
     if cost:
         console.print(

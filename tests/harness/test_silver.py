@@ -13,6 +13,8 @@ def test_ft_embed_runs_on_a_label_free_dataset_with_silver_labels(tmp_path, caps
     assert run_cli(tiny_run_args(data, "ft_embed")) == 2  # refused without labels...
     assert "--silver-labels N" in capsys.readouterr().err
     assert run_cli(tiny_run_args(data, "ft_embed", "--silver-labels", "3")) == 0  # ...trained with silver ones
+    out = capsys.readouterr().out
+    assert "│ train" not in out  # no empty row for the training split: its counts are said in words
     store = Store(os.environ["HARNESS_DB"])
     [run] = store.query("SELECT id, config, status FROM runs")
     assert run["status"] == "finished" and json.loads(run["config"])["silver_labels"] == 3
@@ -20,6 +22,10 @@ def test_ft_embed_runs_on_a_label_free_dataset_with_silver_labels(tmp_path, caps
     # 6 training questions: kept + dropped add up, and at least one has its answer in the random tower's top 3
     assert train["silver_top_n"] == 3 and train["silver_labelled"] + train["silver_dropped"] == 6
     assert train["silver_labelled"] >= 1
+    assert (f"silver labels (answer-bearing passages in the base top 3): {int(train['silver_labelled'])} training "
+            f"questions labelled, {int(train['silver_dropped'])} dropped without one") in out
+    capsys.readouterr()
+    assert run_cli(["show", run["id"]]) == 0 and "dropped without one" in capsys.readouterr().out  # and in show
     steps = store.query("SELECT DISTINCT step FROM train_log WHERE run_id = ? AND name = 'loss'", [run["id"]])
     assert len(steps) == -(-int(train["silver_labelled"]) // 8)  # ft_embed's batch of 8 over the kept questions
     capsys.readouterr()
