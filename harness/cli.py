@@ -167,8 +167,9 @@ def _lr(value: str | None, name: str) -> float | None:
 @click.option("--config", "config_file", default=None, metavar="FILE",
               help="TOML or YAML file of RunConfig keys (strategy, dataset, gen_lr, ...); flags given override it")
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
-              help="train and evaluate on N processes (one per GPU, else CPU) with accelerate; the same as "
-                   "`accelerate launch --num_processes N -m harness run ...` (docs/scaling.md)")
+              help="train and evaluate on N processes (one per GPU, else CPU); the same as `accelerate launch "
+                   "--num_processes N -m harness run ...` on GPUs, `torchrun --standalone --nproc_per_node N -m "
+                   "harness run ...` on the CPU (docs/scaling.md)")
 @click.option("--seeds", default=None, metavar="S[,S...]",
               help="one run per seed (instead of --seed), then their mean ± std; the leaderboard and dashboard "
                    "average a configuration's seeds and test it against the best with the paired bootstrap")

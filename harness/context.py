@@ -50,6 +50,8 @@ class FitContext:
     def __post_init__(self) -> None:
         for model in (self.pipeline.query_encoder, self.pipeline.passage_encoder, self.pipeline.generator.model):
             self.flops.watch(model)
+        if self.generator_sharded:  # the share of the generator's weights this process holds (1/N under FSDP)
+            self.log(0, generator_weights_held=distributed.held_fraction(self.pipeline.generator.model))
 
     @property
     def train(self):
@@ -74,6 +76,18 @@ class FitContext:
         if self.accelerator is None:
             return 0, n
         return distributed.shard_bounds(n, self.accelerator.num_processes, self.accelerator.process_index)
+
+    @property
+    def generator_sharded(self) -> bool:
+        """The generator's weights are sharded over the processes (FSDP): every process calls it in step."""
+        return self.pipeline.generator.sharded
+
+    def lockstep_calls(self, batch_size: int, chunk: int) -> int:
+        """Chunk calls every process makes for one global batch when the generator is sharded (those of the
+        largest shard, `chunk` examples at a time, 0 = a whole shard); 0 otherwise (no process waits)."""
+        if not self.generator_sharded:
+            return 0
+        return distributed.lockstep_calls(self.accelerator, batch_size, chunk)
 
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagate this process's share of a step's loss."""

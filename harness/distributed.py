@@ -1,8 +1,8 @@
 """One run on N processes through accelerate: who writes, which part of a batch is mine, gradients summed.
 
     accelerate launch --num_processes 8 -m harness run --plugin rag_token      # 8 GPUs (NCCL)
-    accelerate launch --cpu --num_processes 2 -m harness run --plugin rag_token # CPU (gloo): what tests run
-    harness run --plugin rag_token --processes 2                                # launches the line above
+    torchrun --standalone --nproc_per_node 2 -m harness run --plugin rag_token # CPU (gloo): what tests run
+    harness run --plugin rag_token --processes 2                                # launches one of the above
 
 A plain `harness run` never creates an Accelerator: every helper here is the identity for one process.
 
@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from harness import env
 from harness.errors import UserError
 
 
@@ -45,15 +46,72 @@ def start_accelerator():
         return None
     from accelerate import Accelerator
 
-    accelerator = Accelerator()
-    if accelerator.distributed_type.value in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+    # without a GPU, accelerate sets up its gloo process group only when told the run is on the CPU; left
+    # alone it sees one process (DistributedType.NO) and every process would train the whole batch alone
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.distributed_type.value in ("DEEPSPEED", "MEGATRON_LM"):
         raise UserError(f"accelerate config asks for {accelerator.distributed_type.value}: the harness runs data "
-                        "parallel (DDP, MULTI_GPU or MULTI_CPU) with a full model copy per process; for a generator "
-                        "too large for one device use --quantize 4bit (docs/scaling.md)")
+                        "parallel, with the generator's weights sharded by FSDP for generators too large for one "
+                        "device (an FSDP accelerate config, docs/scaling.md)")
     if accelerator.mixed_precision == "fp16":
         raise UserError("fp16 mixed precision is not supported (its loss scaler would need prepared optimizers); "
                         "use --mixed_precision bf16 or no")
     return accelerator
+
+
+def main_process_first(accelerator):
+    """A context in which the main process goes first and the others follow: a model built or converted into
+    the cache once, not by every process at once (a plain context with one process)."""
+    import contextlib
+
+    return accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext()
+
+
+# -- the generator sharded (FSDP) ---------------------------------------------------------------------
+def generator_sharding(accelerator) -> bool:
+    """Whether this launched run shards the generator's frozen weights: an FSDP accelerate config (GPUs), or
+    HARNESS_FSDP=1 (any launch, the CPU included, where accelerate has no FSDP)."""
+    if accelerator is None:
+        return False
+    return accelerator.distributed_type.value == "FSDP" or env.fsdp()
+
+
+def shard_generator(model: torch.nn.Module, accelerator) -> torch.nn.Module:
+    """FSDP2 (`fully_shard`) over every process: each decoder layer, then the whole model; each process keeps
+    1/N of the weights and gathers a layer's only while it computes. Call before LoRA: the adapters added
+    after stay whole on every process and train through the per-step gradient sum, as in data parallel."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    layer_classes = set(getattr(model, "_no_split_modules", None) or [])
+    layers = [m for m in model.modules() if type(m).__name__ in layer_classes]
+    if not layers:
+        raise UserError(f"cannot shard generator {type(model).__name__}: it names no decoder layer class "
+                        "(_no_split_modules); run it without FSDP")
+    mesh = init_device_mesh(accelerator.device.type, (accelerator.num_processes,))
+    for p in model.parameters():
+        p.requires_grad_(False)  # the base stays frozen (LoRA trains); nothing sharded needs a gradient
+    for layer in layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def held_fraction(model: torch.nn.Module) -> float:
+    """The share of `model`'s weights stored on this process (1.0 unsharded, about 1/N under FSDP)."""
+    held = total = 0
+    for p in model.parameters():
+        total += p.numel()  # a DTensor's numel is the whole tensor's
+        held += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+    return held / max(total, 1)
+
+
+def lockstep_calls(accelerator, batch_size: int, chunk: int) -> int:
+    """How many chunk calls every process makes for one global batch when the generator is sharded: those
+    of the largest shard (`chunk` examples at a time, 0 = a whole shard at once). Its sharded layers gather
+    their weights from every process in each forward and backward, so every process must call it as often."""
+    largest = -(-batch_size // accelerator.num_processes)
+    return -(-largest // (chunk or largest)) if largest else 0
 
 
 # -- sharding -------------------------------------------------------------------------------------
@@ -156,16 +214,20 @@ def sum_gradients(accelerator, optimizer: torch.optim.Optimizer) -> None:
 
 # -- launching ------------------------------------------------------------------------------------
 def launch_command(processes: int, argv: list[str]) -> list[str]:
-    """`accelerate launch` for `python -m harness ARGV` on `processes` processes: one per GPU, else CPU (gloo)."""
-    gpu = torch.cuda.is_available()
-    if gpu and processes > torch.cuda.device_count():
-        raise UserError(f"--processes {processes}: only {torch.cuda.device_count()} GPU(s) visible; "
-                        f"use at most {torch.cuda.device_count()}")
+    """The command that runs `python -m harness ARGV` on `processes` processes: `accelerate launch` on GPUs
+    (one process per GPU, NCCL), torchrun on the CPU (gloo). accelerate's own CPU launch starts one process
+    unless MPI is installed (`--cpu --num_processes N` without `--mpirun_hostfile` runs a single process)."""
     import sys
 
+    module = ["-m", "harness", *without_processes_option(argv)]
+    if not torch.cuda.is_available():
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+                *module]
+    if processes > torch.cuda.device_count():
+        raise UserError(f"--processes {processes}: only {torch.cuda.device_count()} GPU(s) visible; "
+                        f"use at most {torch.cuda.device_count()}")
     return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            *([] if gpu else ["--cpu"]), "-m", "harness", *without_processes_option(argv)]
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *module]
 
 
 def without_processes_option(argv: list[str]) -> list[str]:

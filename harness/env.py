@@ -12,6 +12,8 @@
     HARNESS_PROGRESS_SECONDS  seconds between progress lines off a terminal, a number >= 0 (default 30)
     HARNESS_SHIPPED_VECTORS   0 to ignore corpus vectors shipped with a package, 1 (default) to use them
     HARNESS_TRACKERS      run_finished exporters to turn on (checked in harness.tracking)
+    HARNESS_FSDP          1: a launched run shards the generator's weights over its processes (FSDP), as an
+                          FSDP accelerate config does; for CPU launches, where accelerate has no FSDP
 
 A bad value is a UserError (exit 2) naming the variable, its value and what is allowed; never ignored.
 """
@@ -60,6 +62,14 @@ def shipped_vectors() -> bool:
     raw = os.environ.get("HARNESS_SHIPPED_VECTORS", "1").strip() or "1"
     if raw not in ("0", "1"):
         raise UserError(f"HARNESS_SHIPPED_VECTORS must be 0 or 1, got '{raw}'")
+    return raw == "1"
+
+
+def fsdp() -> bool:
+    """HARNESS_FSDP: 1 shards the generator in a launched run (harness.distributed), 0 or unset does not."""
+    raw = os.environ.get("HARNESS_FSDP", "0").strip() or "0"
+    if raw not in ("0", "1"):
+        raise UserError(f"HARNESS_FSDP must be 0 or 1, got '{raw}'")
     return raw == "1"
 
 

@@ -31,8 +31,22 @@ def evaluate(pipeline: RagPipeline, examples: list[RagExample], split: str, max_
     if not examples:
         return SplitResult(split, {}, [])
     part = shard(accelerator, examples)
-    predictions = gather_in_order(accelerator, predict(pipeline, part, split, max_new_tokens, batch_size, accelerator))
+    if pipeline.generator.sharded:
+        mine = predict_in_step(pipeline, part, examples, split, max_new_tokens, batch_size, accelerator)
+    else:
+        mine = predict(pipeline, part, split, max_new_tokens, batch_size, accelerator)
+    predictions = gather_in_order(accelerator, mine)
     return SplitResult(split, summarize(predictions, pipeline.k, seed), predictions)
+
+
+def predict_in_step(pipeline: RagPipeline, part: list[RagExample], examples: list[RagExample], split: str,
+                    max_new_tokens: int, batch_size: int | None, accelerator) -> list[dict]:
+    """`predict` with the generator sharded (FSDP): every process generates as many batches, of one size, as
+    the process with the largest shard (a shorter shard is topped up with copies of the first example,
+    whose predictions are dropped), and `generate` steps until every process's batch is done."""
+    largest = -(-len(examples) // accelerator.num_processes)
+    padded = part + [examples[0]] * (largest - len(part))
+    return predict(pipeline, padded, split, max_new_tokens, batch_size, accelerator)[: len(part)]
 
 
 def predict(pipeline: RagPipeline, examples: list[RagExample], split: str, max_new_tokens: int, batch_size: int,
@@ -44,6 +58,8 @@ def predict(pipeline: RagPipeline, examples: list[RagExample], split: str, max_n
     rows, _ = pipeline.retrieve(questions)
     prompts = pipeline.prompts(questions, rows)
     batch_size = batch_size or pipeline.generator.batch_size_for(prompts, max_new_tokens)
+    if pipeline.generator.sharded:  # one batch size on every process: as many generate calls on each
+        batch_size = min(gather_in_order(accelerator, [batch_size]))
     answers: list[str] = []
     with progress(desc=f"evaluating {split}", total=len(prompts), unit="questions") as bar:
         for start in range(0, len(prompts), batch_size):

@@ -20,6 +20,7 @@ Used for: the per-step `train_flops` in the step log, the run's total `train_flo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import torch
@@ -95,7 +96,7 @@ class FlopCounter:
     def _before(self, module, args, kwargs):
         depth = getattr(self._depth, "value", 0)
         self._depth.value = depth + 1
-        if depth == 0:
+        if depth == 0 and not getattr(self._depth, "paused", False):
             n = self._watched.get(id(module)) or matmul_parameter_count(module)
             backward = torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters())
             self.add(step_flops(n, _tokens_in(args, kwargs), backward))
@@ -107,6 +108,16 @@ class FlopCounter:
         with self._lock:
             self.total += flops
             self._since_take += flops
+
+    @contextlib.contextmanager
+    def uncounted(self):
+        """This thread's forwards inside are not counted (a sharded generator's zero-weight calls that keep
+        the processes in step: they compute nothing the run uses)."""
+        self._depth.paused = True
+        try:
+            yield
+        finally:
+            self._depth.paused = False
 
     def take(self) -> float:
         with self._lock:

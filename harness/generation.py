@@ -30,9 +30,12 @@ def first_line(text: str) -> str:
 class Generator:
     """A Hugging Face causal LM with its tokenizer, the prompt, and the two operations strategies need."""
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, sharded: bool = False):
         self.model = model
         self.tokenizer = tokenizer
+        # weights sharded over the processes (FSDP, harness.distributed): every process must call the model
+        # as often as the others, and `generate` keeps stepping until every process's batch is done
+        self.sharded = sharded
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.chat = bool(getattr(tokenizer, "chat_template", None))
@@ -66,6 +69,7 @@ class Generator:
                 out = self.model.generate(
                     input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
                     max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+                    synced_gpus=self.sharded,
                 )
                 new_tokens = out[:, input_ids.shape[1] :]
                 answers += [first_line(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

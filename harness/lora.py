@@ -40,7 +40,7 @@ def prepare_generator_for_lora(ctx) -> Generator:
     default here but the run loaded it unquantized (CUDA without `--quantize`). Logs `generator_4bit` (1 =
     QLoRA, 0 = LoRA) at step 0, so the stored run says which one trained."""
     generator = ctx.pipeline.generator
-    quantized = use_qlora(ctx)
+    quantized = use_qlora(ctx) and not generator.sharded  # FSDP shards full-width weights (harness.distributed)
     if quantized and ctx.config.quantize != "4bit":
         from harness import plugins
         from harness.types import ModelOptions

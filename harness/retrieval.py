@@ -44,7 +44,13 @@ def encode_texts(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 
 def encode_with_grad(model, texts: list[str]) -> torch.Tensor:
-    """Normalized embeddings (N, D) with the autograd graph kept: what trains a tower."""
+    """Normalized embeddings (N, D) with the autograd graph kept: what trains a tower.
+
+    No texts (a process's empty shard of a last batch): an empty (0, D) leaf that takes part in the loss's
+    graph, so a loss over every process's rows still back-propagates here, giving this process no gradient."""
+    if not texts:
+        device = next(model.parameters()).device
+        return torch.zeros((0, embedding_dimension(model)), device=device, requires_grad=True)
     features = (model.preprocess if hasattr(model, "preprocess") else model.tokenize)(texts)
     device = next(model.parameters()).device
     # sentence-transformers >= 6 adds non-tensor entries (e.g. modality="text"): move only the tensors

@@ -27,7 +27,13 @@ from harness import __version__, env, plugins
 from harness.artifacts import stored_config
 from harness.config import RunConfig, cache_dir, git_sha
 from harness.context import FitContext, parse_strategy_options
-from harness.distributed import broadcast_from_main, start_accelerator
+from harness.distributed import (
+    broadcast_from_main,
+    generator_sharding,
+    main_process_first,
+    shard_generator,
+    start_accelerator,
+)
 from harness.errors import Terminated, UserError
 from harness.evaluation import evaluate
 from harness.generation import Generator
@@ -114,11 +120,18 @@ def configure_torch(seed: int) -> None:
 
 def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, device: str,
                    accelerator=None) -> RagPipeline:
-    embedder = resolved.embedder_spec.load(ModelOptions(device=device))
-    index = build_or_load_index(embedder, dataset.corpus, index_params(cfg), accelerator=accelerator)
     quantize = "4bit" if cfg.quantize == "4bit" else None  # "none" and unset load full-width weights
-    model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=quantize))
-    return RagPipeline(embedder, embedder, index, dataset.corpus, Generator(model, tokenizer), cfg.k)
+    if quantize and generator_sharding(accelerator):
+        raise UserError("--quantize 4bit with the generator sharded (FSDP): shard full-width weights, or quantize "
+                        "without FSDP")
+    # the main process loads first: a model built or converted into the cache once, not by every process at once
+    with main_process_first(accelerator):
+        embedder = resolved.embedder_spec.load(ModelOptions(device=device))
+        model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=quantize))
+    index = build_or_load_index(embedder, dataset.corpus, index_params(cfg), accelerator=accelerator)
+    sharded = generator_sharding(accelerator)
+    generator = Generator(shard_generator(model, accelerator) if sharded else model, tokenizer, sharded=sharded)
+    return RagPipeline(embedder, embedder, index, dataset.corpus, generator, cfg.k)
 
 
 def run_metadata(device: str, accelerator=None) -> dict:
@@ -132,12 +145,13 @@ def run_metadata(device: str, accelerator=None) -> dict:
         except importlib.metadata.PackageNotFoundError:
             pass
     return {"git_sha": git_sha(), "harness_version": __version__, "packages": versions, "device": name,
-            "device_count": processes if count and accelerator is not None else count}
+            "device_count": processes if count and accelerator is not None else count, "processes": processes,
+            "generator_sharded": generator_sharding(accelerator)}
 
 
 def check_environment(store: Store) -> Path:
     """Every HARNESS_* setting a run reads, checked before anything is stored; returns the run folders' root."""
-    env.threads(), env.progress_seconds(0), env.shipped_vectors()
+    env.threads(), env.progress_seconds(0), env.shipped_vectors(), env.fsdp()
     cache_dir()
     return runs_dir(store)
 
@@ -163,6 +177,16 @@ def create_run_folder(cfg: RunConfig, root: Path, grid_id: str | None = None) ->
     return RunFolder.create(root / run_id, cfg.to_dict(), meta)
 
 
+def check_generator_sharding(resolved: Resolved, accelerator) -> None:
+    """Under FSDP, only a strategy that declares its generator calls in step (`sharded_generator`) runs: any
+    other could leave one process waiting for the others' weights forever."""
+    cls = resolved.strategy_cls
+    if generator_sharding(accelerator) and not getattr(cls, "sharded_generator", False):
+        raise UserError(f"strategy '{cls.name}' does not run with the generator sharded (FSDP): its generator "
+                        "calls are not in step across processes; launch it without FSDP (data parallel, "
+                        "--quantize 4bit to fit a large generator)")
+
+
 def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | None = None) -> RunOutcome:
     """Run `cfg` end to end: its folder is written while it works, then ingested into the store.
     Bad input raises UserError before anything is stored; the store is not open while the model works.
@@ -174,6 +198,7 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
     cfg = resolved.config
     check_run_devices(cfg)
     accelerator = start_accelerator()
+    check_generator_sharding(resolved, accelerator)
     main = accelerator is None or accelerator.is_main_process
     run_key = cfg.run_key()
     existing = broadcast_from_main(accelerator, store.finished_run_with_key(run_key) if main and not force else None)

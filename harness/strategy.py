@@ -11,6 +11,9 @@ A strategy is any class with these attributes and a `fit(ctx)` method; no base c
         Options = MyOptions                        # optional: a dataclass of `--set key=value` options
         lr_stages = ()                             # optional: rates a grid may search one at a time
         run_defaults = None                        # optional: options -> other RunConfig defaults (batch_size)
+        sharded_generator = False                  # optional: True if it may run with the generator sharded
+                                                   # (FSDP): every generator call in fit goes through
+                                                   # `backward_in_chunks`, so the processes call it in step
 
         def fit(self, ctx: FitContext) -> None: ...
 
@@ -45,12 +48,13 @@ class Strategy(Protocol):
     Options: ClassVar[type | None]  # optional; None (or absent): the strategy takes no --set options
     lr_stages: ClassVar[tuple[tuple[str, dict[str, str]], ...]]  # optional; () when absent
     run_defaults: ClassVar[Callable[[Any], Mapping[str, Any]] | None]  # optional; options -> {field: default}
+    sharded_generator: ClassVar[bool]  # optional; False when absent: refused under FSDP rather than left to hang
 
     def fit(self, ctx: FitContext) -> None: ...
 
 
 REQUIRED = {"name": str, "citation": str, "description": str, "needs_context_labels": bool}
-OPTIONAL = {"Options": None, "lr_stages": (), "run_defaults": None}
+OPTIONAL = {"Options": None, "lr_stages": (), "run_defaults": None, "sharded_generator": False}
 
 
 def contract_problems(cls: Any) -> list[str]:

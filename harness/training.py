@@ -76,7 +76,7 @@ def backward_in_chunks(ctx, batch: Sequence, micro_batch: int, step_fn) -> tuple
     [(share, info)] per chunk, share = |chunk|/B.
     """
     part = ctx.shard(batch)
-    size = micro_batch or len(part)
+    size = micro_batch or max(1, len(part))  # a last batch may leave this process nothing
     total, parts = torch.zeros(()), []
     for start in range(0, len(part), size):
         chunk = part[start : start + size]
@@ -85,6 +85,12 @@ def backward_in_chunks(ctx, batch: Sequence, micro_batch: int, step_fn) -> tuple
         ctx.backward(loss * share)
         total += loss.detach().cpu() * share
         parts.append((share, info))
+    for _ in range(ctx.lockstep_calls(len(batch), micro_batch) - len(parts)):
+        # a sharded generator (FSDP) needs as many calls here as on the process with the largest shard:
+        # the same computation on one example, weighted 0 (no gradient, no loss, no tokens, no FLOPs)
+        with ctx.flops.uncounted():
+            loss, _ = step_fn(list(batch[:1]))
+            ctx.backward(loss * 0.0)
     return torch.tensor(ctx.sum_over_processes(float(total))), parts
 
 
@@ -171,12 +177,16 @@ def _synchronize(device: str) -> None:
 
 def generator_token_count(generator: Generator, prompts: Sequence[str], answers: Sequence[str]) -> int:
     """Tokens the generator reads in one forward: prompt + answer + EOS of every pair."""
+    if not prompts:
+        return 0
     prompt_ids = generator.tokenizer(list(prompts), add_special_tokens=not generator.chat)["input_ids"]
     return sum(len(p) for p in prompt_ids) + sum(len(generator.answer_token_ids(a)) for a in answers)
 
 
 def encoder_token_count(encoder, texts: Sequence[str]) -> int:
     """Tokens a sentence-transformer reads for `texts` (after its truncation)."""
+    if not texts:
+        return 0
     tokenize = encoder.preprocess if hasattr(encoder, "preprocess") else encoder.tokenize
     return int(tokenize(list(texts))["attention_mask"].sum())
 

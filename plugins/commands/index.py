@@ -23,7 +23,7 @@ from harness.hookspecs import hookimpl
 
 def build_index(cfg: RunConfig) -> tuple[int, float]:
     """(passages, seconds) of indexing cfg's dataset corpus under cfg's embedder and index kind."""
-    from harness.distributed import start_accelerator
+    from harness.distributed import main_process_first, start_accelerator
     from harness.retrieval import build_or_load_index, index_params
     from harness.runner import load_dataset, resolve
     from harness.timing import pick_device
@@ -33,7 +33,8 @@ def build_index(cfg: RunConfig) -> tuple[int, float]:
     accelerator = start_accelerator()
     corpus = load_dataset(cfg, resolved).corpus
     device = str(accelerator.device) if accelerator is not None else pick_device()
-    embedder = resolved.embedder_spec.load(ModelOptions(device=device))
+    with main_process_first(accelerator):  # built into the cache once
+        embedder = resolved.embedder_spec.load(ModelOptions(device=device))
     start = time.perf_counter()
     build_or_load_index(embedder, corpus, index_params(cfg), accelerator=accelerator)
     return len(corpus), time.perf_counter() - start
@@ -49,7 +50,7 @@ def register_commands(cli):
                   help="flat (exact), hnsw, or ivfpq (compressed; the choice for tens of millions of passages)")
     @click.option("--corpus-limit", type=int, default=None, help="index only the first N passages")
     @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
-                  help="encode on N processes (one per GPU, else CPU) with accelerate")
+                  help="encode on N processes (one per GPU with accelerate, else CPU processes with torchrun)")
     def index_command(dataset, data_dir, embedder, index, corpus_limit, processes):
         """Encode a corpus and build its index once (cached), sharded over --processes.
 

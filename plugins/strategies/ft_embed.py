@@ -221,6 +221,7 @@ class FineTuneEmbedder:
     name = "ft_embed"
     citation = CITATION
     needs_context_labels = True
+    sharded_generator = True  # FSDP-safe: it calls the generator only in evaluation
     description = "embedder only: MultipleNegativesRankingLoss on (question, gold passage), batch 8 (Lawton et al. 2025)"
     learning_rates = {"embed_lr": DEFAULT_EMBED_LR}
     Options = EmbedOptions

@@ -98,6 +98,7 @@ class FineTuneGenerator:
     name = "ft_gen"
     citation = CITATION
     needs_context_labels = False
+    sharded_generator = True  # its generator calls go through backward_in_chunks (FSDP-safe)
     description = "generator only: LoRA/QLoRA r=16 on the frozen retriever's top-k (Lawton et al. 2025)"
     learning_rates = {"gen_lr": DEFAULT_GEN_LR}
 

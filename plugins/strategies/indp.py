@@ -40,6 +40,7 @@ class Independent:
     name = "indp"
     citation = LAWTON
     needs_context_labels = True
+    sharded_generator = True  # its generator calls go through backward_in_chunks (FSDP-safe)
     description = "ft_embed + ft_gen, each from the base models, combined (Lawton et al. 2025)"
     learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     lr_stages = (("gen_lr", {}), ("embed_lr", {}))

@@ -13,6 +13,7 @@ class NoFineTuning:
         "Retrieval-Augmented Generation. 2025."
     )
     needs_context_labels = False
+    sharded_generator = True  # FSDP-safe: it calls the generator only in evaluation
     description = "baseline: base embedder and generator, no training"
     learning_rates = {}  # nothing trains: `harness grid` has nothing to search
 

@@ -162,6 +162,7 @@ class RagEnd2End:
     name = "rag_end2end"
     citation = CITATION
     needs_context_labels = False
+    sharded_generator = True  # its generator calls go through backward_in_chunks (FSDP-safe)
     description = "E_q + E_p + generator, RAG-Token loss, corpus re-indexed in the background (Siriwardhana et al. 2021)"
     learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = End2EndOptions

@@ -44,6 +44,7 @@ class RagSequence:
     name = "rag_sequence"
     citation = LEWIS + "\n" + LAWTON
     needs_context_labels = False
+    sharded_generator = True  # its generator calls go through backward_in_chunks (FSDP-safe)
     description = "joint E_q + generator, RAG-Sequence marginal over the top-k (Lewis et al. 2020)"
     learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = RagOptions

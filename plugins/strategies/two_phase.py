@@ -40,6 +40,7 @@ class TwoPhase:
     name = "two_phase"
     citation = LAWTON + "\n" + LEWIS
     needs_context_labels = False
+    sharded_generator = True  # its generator calls go through backward_in_chunks (FSDP-safe)
     description = "RAG-Token: generator with E_q frozen, then E_q with the generator frozen (Lawton et al. 2025)"
     learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     # `harness grid` searches these one after the other: (learning rate, options for its cells)

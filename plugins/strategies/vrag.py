@@ -141,6 +141,7 @@ class Vrag:
     name = "vrag"
     citation = JSA_CITATION
     needs_context_labels = False
+    sharded_generator = True  # its generator calls go through backward_in_chunks (FSDP-safe)
     description = "posterior retriever top-k, posterior-weighted NLL + KL(posterior ‖ prior) (VRAG)"
     learning_rates = {"embed_lr": DEFAULT_EMBED_LR, "gen_lr": DEFAULT_GEN_LR}
     Options = VragOptions

@@ -1,4 +1,6 @@
-"""One run on two processes (accelerate launch --cpu, gloo) equals the same run on one process.
+"""One run on two processes (torchrun, gloo: what `harness run --processes 2` launches on the CPU) equals the
+same run on one process. Each test first checks that two processes really ran (the run's metadata), since a
+launcher that starts one process would make every comparison here pass.
 
 The real engine on this CPU, tiny models: per-step losses and the final trained weights of the 2-process
 run match the 1-process run with the same global batch; the run is stored once, by the main process; the
@@ -25,7 +27,11 @@ from harness.store import Store
 from tests.conftest import TINY_CORPUS, TINY_QUESTIONS, run_cli
 
 LOSS_TOLERANCE = 1e-5  # relative, per step
-WEIGHT_TOLERANCE = 1e-5  # absolute, every trained weight
+# absolute, every trained weight: two processes sum their shards' gradients in another order than one process
+# does (float addition is not associative), and AdamW divides by sqrt(v), so a gradient near zero can turn a
+# 1e-7 relative difference into a visible one. Measured maxima: 2.1e-5 (jsa_rag with its passage tower),
+# 1.5e-7 (ft_gen, indp), 0 for rag_sequence, two_phase, vrag, rag_end2end.
+WEIGHT_TOLERANCE = 1e-4
 NO_DROPOUT_PLUGIN = '''
 from harness.hookspecs import hookimpl
 from harness.model_loading import load_sentence_transformer
@@ -90,9 +96,15 @@ def two_process_env(runs: Path, cache: Path) -> dict:
             "HARNESS_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
 
 
+def two_process_command(commands: Path) -> list[str]:
+    """torchrun on 2 CPU processes (gloo) running every command of `commands` (distributed_runs.py)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            str(Path(__file__).parent / "distributed_runs.py"), str(commands)]
+
+
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory, session_cache):
-    """Every strategy of STRATEGIES run once by `accelerate launch --cpu --num_processes 2` (one launch)."""
+    """Every strategy of STRATEGIES run once on 2 processes (one launch)."""
     root = tmp_path_factory.mktemp("two-processes")
     plugins_dir = root / "plugins"
     plugins_dir.mkdir()
@@ -101,12 +113,9 @@ def two_process_runs(tmp_path_factory, session_cache):
     commands = [run_args(data, plugins_dir, name.split("+")[0], root / f"{name}.duckdb", *extra)
                 for name, extra in STRATEGIES.items()]
     (root / "commands.json").write_text(json.dumps(commands))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines",
-               "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(Path(__file__).parent / "distributed_runs.py"), str(root / "commands.json")]
-    done = subprocess.run(command, env=two_process_env(root / "runs", session_cache), capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run(two_process_command(root / "commands.json"), env=two_process_env(root / "runs", session_cache),
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
     return root
 
 
@@ -118,8 +127,9 @@ def stored_run(db: Path) -> dict:
         "SELECT value FROM train_log WHERE run_id = ? AND name = 'loss' ORDER BY step", [run["id"]])]
     predictions = store.query("SELECT split, example_id FROM predictions WHERE run_id = ?", [run["id"]])
     artifacts = run_artifacts(store, run["id"])  # in the run's folder, sha256 checked
+    meta = json.loads((Path(store.find_run(run["id"])["folder"]) / "meta.json").read_text())
     return {"id": run["id"], "losses": losses, "predictions": predictions, "artifacts": artifacts,
-            "metrics": store.run_metrics(run["id"])}
+            "metrics": store.run_metrics(run["id"]), "processes": meta.get("processes")}
 
 
 def trained_weights(artifacts: dict[str, Path]) -> dict[str, torch.Tensor]:
@@ -154,10 +164,11 @@ def check_stored_once_in_order(two: dict) -> None:
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_two_processes_train_as_one(setup, tmp_path, two_process_runs, name):
-    """`accelerate launch --cpu --num_processes 2` = one process: losses, weights, metrics, predictions."""
+    """2 processes = one process: losses, weights, metrics, predictions."""
     data, plugins_dir = setup
     assert run_cli(run_args(data, plugins_dir, name.split("+")[0], tmp_path / "one.duckdb", *STRATEGIES[name])) == 0
     one, two = stored_run(tmp_path / "one.duckdb"), stored_run(two_process_runs / f"{name}.duckdb")
+    assert (one["processes"], two["processes"]) == (1, 2)
     if name != "no_ft":
         loss_diff, weight_diff = compare(one, two)
         print(f"{name}: max |loss difference| {loss_diff:.2e}, max |weight difference| {weight_diff:.2e}")
@@ -168,13 +179,14 @@ def test_two_processes_train_as_one(setup, tmp_path, two_process_runs, name):
 
 
 def test_harness_run_processes_launches_python_m_harness(setup, tmp_path):
-    """`harness run --processes 2` launches `accelerate launch ... -m harness run` for the user."""
+    """`harness run --processes 2` launches `python -m harness run` on 2 processes for the user."""
     data, plugins_dir = setup
     args = run_args(data, plugins_dir, "rag_token", tmp_path / "two.duckdb")
     done = subprocess.run([sys.executable, "-m", "harness", *args, "--processes", "2"], capture_output=True, text=True,
                           env=two_process_env(tmp_path / "runs-2", Path(os.environ["HARNESS_CACHE"])), timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
     two = stored_run(tmp_path / "two.duckdb")
+    assert two["processes"] == 2
     assert done.stdout.count(f"run {two['id']} finished") == 1  # the main process reports, once
     check_stored_once_in_order(two)
     assert run_cli(run_args(data, plugins_dir, "rag_token", tmp_path / "one.duckdb")) == 0
@@ -201,7 +213,7 @@ def test_sharded_corpus_encoding_equals_one_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "harness", "index", "--dataset", "local", "--data-dir", str(data),
                            "--embedder", "tiny-embedder", "--processes", "2"], capture_output=True, text=True,
                           env=two_process_env(tmp_path / "runs", cache), timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
     assert "150 passages indexed (flat)" in done.stdout
     os.environ["HARNESS_CACHE"] = str(cache)  # restored by conftest's monkeypatch after the test
     model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")

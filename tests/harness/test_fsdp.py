@@ -1,0 +1,84 @@
+"""The generator sharded over two processes (FSDP2) trains as one process does.
+
+Two CPU processes (torchrun, gloo) with HARNESS_FSDP=1 (accelerate has no FSDP on the CPU; on GPUs an
+FSDP accelerate config does the same, docs/scaling.md): each process holds half of the generator's weights
+and gathers a layer's only while it computes; LoRA adapters stay whole on every process. Per-step losses and
+the trained weights equal the one-process run; every process calls the generator as often as the others
+(a shorter shard makes zero-weight calls), so odd batches (3 over 2 processes, a last batch of 1) and odd
+evaluation splits (7 and 3) complete, each example once, in order. A strategy that does not declare its
+generator calls in step (`jsa_rag`) is refused with one line, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.store import Store
+from tests.conftest import run_cli
+from tests.harness.test_distributed import (
+    NO_DROPOUT_PLUGIN,
+    check_stored_once_in_order,
+    compare,
+    run_args,
+    stored_run,
+    two_process_command,
+    two_process_env,
+    write_odd_dataset,
+)
+
+SHARDED = {"ft_gen": (), "rag_token": ("--batch-size", "3"), "vrag": ()}
+
+
+def launch(root: Path, commands: list[list[str]], cache: Path) -> subprocess.CompletedProcess:
+    (root / "commands.json").write_text(json.dumps(commands))
+    env = {**two_process_env(root / "runs", cache), "HARNESS_FSDP": "1"}
+    return subprocess.run(two_process_command(root / "commands.json"), env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def sharded_runs(tmp_path_factory, session_cache):
+    root = tmp_path_factory.mktemp("fsdp")
+    plugins_dir = root / "plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "nodrop.py").write_text(NO_DROPOUT_PLUGIN)
+    data = write_odd_dataset(root / "data")
+    done = launch(root, [run_args(data, plugins_dir, name, root / f"{name}.duckdb", *extra)
+                         for name, extra in SHARDED.items()], session_cache)
+    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
+    return root, data, plugins_dir
+
+
+@pytest.mark.parametrize("name", list(SHARDED))
+def test_a_sharded_generator_trains_as_one_process(sharded_runs, tmp_path, name):
+    root, data, plugins_dir = sharded_runs
+    assert run_cli(run_args(data, plugins_dir, name, tmp_path / "one.duckdb", *SHARDED[name])) == 0
+    one, two = stored_run(tmp_path / "one.duckdb"), stored_run(root / f"{name}.duckdb")
+    loss_diff, weight_diff = compare(one, two)
+    print(f"{name} under FSDP: max |loss difference| {loss_diff:.2e}, max |weight difference| {weight_diff:.2e}")
+    check_stored_once_in_order(two)
+    assert one["metrics"]["test"]["em"] == two["metrics"]["test"]["em"]
+    for cost in ("trained_tokens", "train_flops"):  # the zero-weight calls count no tokens and no FLOPs
+        assert one["metrics"]["cost"][cost] == pytest.approx(two["metrics"]["cost"][cost], rel=1e-9), cost
+    store = Store(str(root / f"{name}.duckdb"))
+    [held] = [r["value"] for r in store.query("SELECT value FROM train_log WHERE run_id = ? AND name = "
+                                              "'generator_weights_held'", [two["id"]])]
+    assert 0.45 <= held <= 0.55  # each of the 2 processes holds half of the generator's weights
+    meta = json.loads((Path(store.find_run(two["id"])["folder"]) / "meta.json").read_text())
+    assert meta["generator_sharded"] is True and two["processes"] == 2
+
+
+def test_a_strategy_not_in_step_is_refused_with_one_line(tmp_path, session_cache, clean_plugins):
+    data = write_odd_dataset(tmp_path / "data")
+    plugins_dir = tmp_path / "plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "nodrop.py").write_text(NO_DROPOUT_PLUGIN)
+    done = launch(tmp_path, [run_args(data, plugins_dir, "jsa_rag", tmp_path / "jsa.duckdb")], session_cache)
+    assert done.returncode != 0
+    refusal = "error: strategy 'jsa_rag' does not run with the generator sharded (FSDP)"
+    assert done.stderr.count(refusal) == 2, done.stderr[-3000:]  # one line from each process
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing stored
