@@ -64,5 +64,7 @@ def assert_micro_batches_match(modules: list[torch.nn.Module], backward) -> list
     (loss_full, _, g_full), (loss_micro, _, g_micro) = runs
     assert loss_micro == pytest.approx(loss_full, rel=1e-5) and len(g_full) == len(g_micro) > 0
     for a, b in zip(g_full, g_micro):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        # float32 sums in another order (a batch of 3 vs 3 batches of 1) differ by ~1e-6 on some kernels
+        # (seen: 1.1e-6 on rag_end2end's passage tower); a wrong share would differ by the gradient itself
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     return [extra for _, extra, _ in runs]
