@@ -1,4 +1,4 @@
-"""One run and one corpus encode on 2 processes vs 1 (accelerate, CPU/gloo here), side by side.
+"""One run and one corpus encode on 2 processes vs 1 (`--processes`: torchrun + gloo on the CPU), side by side.
 
     flock /tmp/rag-heavy.lock python bench/bench_ddp.py [--passages 1000] [--questions 48]
     python bench/bench_ddp.py --embedder tiny-embedder         # no packaged model: no lock needed
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=48)
     parser.add_argument("--embedder", default="minilm", help="minilm (packaged: run under the heavy lock) or tiny-embedder")
     args = parser.parse_args()
-    header("2 processes vs 1 (accelerate launch --cpu): one run, one corpus encode")
+    header("2 processes vs 1 (torchrun on the CPU, gloo): one run, one corpus encode")
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HARNESS_RUNS": f"{tmp}/runs", "HARNESS_THREADS": "1"}
         env.setdefault("HARNESS_CACHE", f"{tmp}/cache")

@@ -15,7 +15,8 @@ Made from stored runs (one store or several; runs of other datasets or limits ar
 
 Each row goes through the leaderboard's own arithmetic (`harness.leaderboard.ranking` on that
 configuration's runs alone): test EM as the mean over seeds with its 95% interval (bootstrap over test
-questions, seeds averaged per question), F1, recall@5, answer_recall@5, fit seconds, training FLOPs.
+questions, seeds averaged per question), F1, recall@5, answer_recall@5, recall@1 (gold ranked first, from the stored
+retrieved ids), fit seconds, training FLOPs.
 Prints a Markdown table.
 """
 
@@ -48,6 +49,15 @@ def load_runs(paths: list[str], dataset: str, limit: int | None) -> list[tuple[S
     return runs
 
 
+def recall_at_1(store: Store, run_id: str) -> float:
+    """Share (%) of test questions whose gold passage is ranked first, from the stored retrieved ids: what a
+    strategy that only reorders the top k (the joint losses marginalise over the retrieved k) can change
+    while recall@5 stays put."""
+    rows = [p for p in store.run_predictions(run_id) if p["split"] == "test"]
+    first = [json.loads(p["retrieved_ids"])[:1] for p in rows]
+    return 100 * statistics.mean(bool(set(f) & set(json.loads(p["gold_passage_ids"]))) for f, p in zip(first, rows))
+
+
 def table_rows(runs: list[tuple[Store, dict]]) -> list[dict]:
     cells: dict[str, list[tuple[Store, dict]]] = {}
     for store, run in runs:
@@ -64,16 +74,18 @@ def table_rows(runs: list[tuple[Store, dict]]) -> list[dict]:
         row["lrs"] = ", ".join(f"{k} {config[k]:g}" for k in ("embed_lr", "gen_lr") if config.get(k) is not None)
         row["train_flops"] = statistics.mean(f for f in flops if f is not None) if any(f is not None for f in flops) else 0
         row["em_std"] = statistics.stdev(run["test/em"] for _, run in cell) if len(cell) > 1 else float("nan")
+        row["recall@1"] = statistics.mean(recall_at_1(store, run["id"]) for store, run in cell)
         rows.append(row)
     return sorted(rows, key=lambda r: -r["em"])
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| strategy | options | seeds | test EM (95% CI) | ± std | F1 | recall@5 | answer_recall@5 | fit s "
-             "| training FLOPs |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| strategy | options | seeds | test EM (95% CI) | ± std | F1 | recall@1 | recall@5 | answer_recall@5 "
+             "| fit s | training FLOPs |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| `{r['strategy']}` | {r['variant'] or 'defaults'} ({r['lrs'] or 'no lr'}) | {r['seeds']} | "
                      f"{r['em']:.1f} ({r['em_low']:.1f}–{r['em_high']:.1f}) | {r['em_std']:.1f} | {r['f1']:.1f} | "
+                     f"{r['recall@1']:.1f} | "
                      f"{r['recall@5']:.1f} | {r['answer_recall@5']:.1f} | {r['fit_seconds']:.0f} | {r['train_flops']:.2g} |")
     return "\n".join(lines)
 
