@@ -124,14 +124,19 @@ def build_pipeline(cfg: RunConfig, resolved: Resolved, dataset: RagDataset, devi
     if quantize and generator_sharding(accelerator):
         raise UserError("--quantize 4bit with the generator sharded (FSDP): shard full-width weights, or quantize "
                         "without FSDP")
+    sharded = generator_sharding(accelerator)
     # the main process loads first: a model built or converted into the cache once, not by every process at once
     with main_process_first(accelerator):
         embedder = resolved.embedder_spec.load(ModelOptions(device=device))
-        model, tokenizer = resolved.generator_spec.load(ModelOptions(device=device, quantize=quantize))
+        # a generator to shard is read into host memory, not onto a device it may not fit on
+        model, tokenizer = resolved.generator_spec.load(ModelOptions(device="cpu" if sharded else device,
+                                                                     quantize=quantize))
+    if sharded:  # the device's dtype (bf16 on a bf16 GPU), then 1/N of the weights onto each process's device
+        from harness.gpu import generator_dtype, probe
+
+        model = shard_generator(model.to(generator_dtype(probe(device))), accelerator)
     index = build_or_load_index(embedder, dataset.corpus, index_params(cfg), accelerator=accelerator)
-    sharded = generator_sharding(accelerator)
-    generator = Generator(shard_generator(model, accelerator) if sharded else model, tokenizer, sharded=sharded)
-    return RagPipeline(embedder, embedder, index, dataset.corpus, generator, cfg.k)
+    return RagPipeline(embedder, embedder, index, dataset.corpus, Generator(model, tokenizer, sharded=sharded), cfg.k)
 
 
 def run_metadata(device: str, accelerator=None) -> dict:
