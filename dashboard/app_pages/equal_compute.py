@@ -11,7 +11,9 @@ import streamlit as st
 from harness.dashboard import components, data
 
 
-def chart(curves, y: str) -> alt.LayerChart:
+def chart(curves, untrained, y: str) -> alt.LayerChart:
+    """Trained strategies as lines over log FLOPs; strategies that trained nothing (0 FLOPs, which a log
+    axis cannot place) as dashed horizontal lines at their quality."""
     base = alt.Chart(curves).encode(
         x=alt.X("train_flops:Q", title="training FLOPs (estimated, log scale)", scale=alt.Scale(type="log")),
         y=alt.Y(f"{y}:Q", title=f"test {components.label(y)} {components.arrow(y)}",
@@ -24,7 +26,11 @@ def chart(curves, y: str) -> alt.LayerChart:
     tooltip = base.mark_circle(size=90, opacity=0).encode(tooltip=[
         "strategy", alt.Tooltip("train_flops:Q", format=".3g"), alt.Tooltip(f"{y}:Q", format=".1f"),
         alt.Tooltip("budget:N"), "seeds:Q", "run_id:N"])
-    return alt.layer(spread, lines, tooltip).properties(height=420)
+    layers = [spread, lines, tooltip]
+    if not untrained.empty:
+        layers.append(alt.Chart(untrained).mark_rule(strokeDash=[6, 4]).encode(
+            y=f"{y}:Q", color=alt.Color("strategy:N"), tooltip=["strategy", alt.Tooltip(f"{y}:Q", format=".1f")]))
+    return alt.layer(*layers).properties(height=420)
 
 
 def body(path: str) -> None:
@@ -42,7 +48,11 @@ def body(path: str) -> None:
     curves["low"] = curves[y] - curves[f"{y}_std"].fillna(0)
     curves["high"] = curves[y] + curves[f"{y}_std"].fillna(0)
     curves["budget"] = curves["budget"].map(lambda b: "full" if b == float("inf") else f"{b:.3g}")
-    st.altair_chart(chart(curves, y), key="compute_chart")
+    trained = curves["train_flops"] > 0
+    st.altair_chart(chart(curves[trained], curves[~trained], y), key="compute_chart")
+    if (~trained).any():
+        st.caption(f"Dashed: {', '.join(sorted(curves[~trained]['strategy']))}, which trained nothing (0 FLOPs "
+                   "has no place on a log axis).")
     st.dataframe(curves[["strategy", "budget", "train_flops", y, f"{y}_std", "seeds", "run_id"]], hide_index=True,
                  column_config={"train_flops": st.column_config.NumberColumn("training FLOPs", format="scientific"),
                                 y: components.metric_column(y), f"{y}_std": st.column_config.NumberColumn("± std",

@@ -64,3 +64,19 @@ def test_equal_compute_explains_how_to_make_budget_runs(tmp_path, monkeypatch):
     at = app_test("equal_compute")
     assert not at.exception
     assert "harness grid --plugin S --budgets" in page_text(at)
+
+
+def test_a_strategy_that_trained_nothing_is_a_dashed_line_not_a_point_at_zero(compute_db):
+    """no_ft spends 0 training FLOPs, which a log axis cannot place (it collapsed the whole axis)."""
+    store, rng = Store(str(compute_db)), np.random.default_rng(5)
+    store.start_run("base", "key-base", {**_config("no_ft", "synthbio", "minilm", None, None, 0),
+                                         "max_train_flops": None}, {})
+    preds = _predictions(rng, "dev", 0.1) + _predictions(rng, "test", 0.1)
+    store.finish_run("base", [(s, k, v) for s in ("dev", "test") for k, v in summarize(
+        [p for p in preds if p["split"] == s], 5).items()] + [("cost", "train_flops", 0.0)], preds)
+    at = app_test("equal_compute")
+    assert not at.exception
+    spec = at.get("vega_lite_chart")[0].proto.spec
+    assert '"rule"' in spec and '"strokeDash"' in spec  # the dashed reference line
+    assert "Dashed: no_ft, which trained nothing" in page_text(at)
+    assert "no_ft" in list(at.dataframe[0].value["strategy"])  # still in the table, with its 0 FLOPs
