@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 
 from harness.leaderboard import grid_cell, ranking
@@ -83,8 +84,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| strategy | options | seeds | test EM (95% CI) | ± std | F1 | recall@1 | recall@5 | answer_recall@5 "
              "| fit s | training FLOPs |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        std = "–" if math.isnan(r["em_std"]) else f"{r['em_std']:.1f}"  # one seed: no spread
         lines.append(f"| `{r['strategy']}` | {r['variant'] or 'defaults'} ({r['lrs'] or 'no lr'}) | {r['seeds']} | "
-                     f"{r['em']:.1f} ({r['em_low']:.1f}–{r['em_high']:.1f}) | {r['em_std']:.1f} | {r['f1']:.1f} | "
+                     f"{r['em']:.1f} ({r['em_low']:.1f}–{r['em_high']:.1f}) | {std} | {r['f1']:.1f} | "
                      f"{r['recall@1']:.1f} | "
                      f"{r['recall@5']:.1f} | {r['answer_recall@5']:.1f} | {r['fit_seconds']:.0f} | {r['train_flops']:.2g} |")
     return "\n".join(lines)
