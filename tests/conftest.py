@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,21 @@ def run_cli(args: list[str]) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a process started with start_new_session=True and everything it started; SIGKILL after
+    `timeout` seconds."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

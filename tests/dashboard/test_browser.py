@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, stop_process_group
 from tests.dashboard.conftest import writer_holding_lock
 
 pytestmark = pytest.mark.browser
@@ -42,12 +41,6 @@ def browser_binaries() -> tuple[str, str]:
     if not chromium or not driver:
         pytest.skip("no browser: `apt-get install chromium chromium-driver` (.ci/install-browser.sh installs them)")
     return chromium, driver
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -78,12 +71,7 @@ def dashboard_url(filled_db, tmp_path):
         assert f"at {url}" in log.read_text()  # the address is printed
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, timeout=15)
 
 
 @pytest.fixture

@@ -68,12 +68,17 @@ def write_odd_dataset(root: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def setup(tmp_path, clean_plugins):
-    plugins_dir = tmp_path / "plugins"
+def nodrop_plugins_dir(root: Path) -> Path:
+    """A --plugins-dir holding the embedder without dropout."""
+    plugins_dir = root / "plugins"
     plugins_dir.mkdir()
     (plugins_dir / "nodrop.py").write_text(NO_DROPOUT_PLUGIN)
-    return write_odd_dataset(tmp_path / "data"), plugins_dir
+    return plugins_dir
+
+
+@pytest.fixture
+def setup(tmp_path, clean_plugins):
+    return write_odd_dataset(tmp_path / "data"), nodrop_plugins_dir(tmp_path)
 
 
 def run_args(data: Path, plugins_dir: Path, strategy: str, db: Path, *extra: str) -> list[str]:
@@ -106,9 +111,7 @@ def two_process_command(commands: Path) -> list[str]:
 def two_process_runs(tmp_path_factory, session_cache):
     """Every strategy of STRATEGIES run once on 2 processes (one launch)."""
     root = tmp_path_factory.mktemp("two-processes")
-    plugins_dir = root / "plugins"
-    plugins_dir.mkdir()
-    (plugins_dir / "nodrop.py").write_text(NO_DROPOUT_PLUGIN)
+    plugins_dir = nodrop_plugins_dir(root)
     data = write_odd_dataset(root / "data")
     commands = [run_args(data, plugins_dir, name.split("+")[0], root / f"{name}.duckdb", *extra)
                 for name, extra in STRATEGIES.items()]

@@ -20,9 +20,9 @@ import pytest
 from harness.store import Store
 from tests.conftest import run_cli
 from tests.harness.test_distributed import (
-    NO_DROPOUT_PLUGIN,
     check_stored_once_in_order,
     compare,
+    nodrop_plugins_dir,
     run_args,
     stored_run,
     two_process_command,
@@ -43,9 +43,7 @@ def launch(root: Path, commands: list[list[str]], cache: Path) -> subprocess.Com
 @pytest.fixture(scope="module")
 def sharded_runs(tmp_path_factory, session_cache):
     root = tmp_path_factory.mktemp("fsdp")
-    plugins_dir = root / "plugins"
-    plugins_dir.mkdir()
-    (plugins_dir / "nodrop.py").write_text(NO_DROPOUT_PLUGIN)
+    plugins_dir = nodrop_plugins_dir(root)
     data = write_odd_dataset(root / "data")
     done = launch(root, [run_args(data, plugins_dir, name, root / f"{name}.duckdb", *extra)
                          for name, extra in SHARDED.items()], session_cache)
@@ -74,9 +72,7 @@ def test_a_sharded_generator_trains_as_one_process(sharded_runs, tmp_path, name)
 
 def test_a_strategy_not_in_step_is_refused_with_one_line(tmp_path, session_cache, clean_plugins):
     data = write_odd_dataset(tmp_path / "data")
-    plugins_dir = tmp_path / "plugins"
-    plugins_dir.mkdir()
-    (plugins_dir / "nodrop.py").write_text(NO_DROPOUT_PLUGIN)
+    plugins_dir = nodrop_plugins_dir(tmp_path)
     done = launch(tmp_path, [run_args(data, plugins_dir, "jsa_rag", tmp_path / "jsa.duckdb")], session_cache)
     assert done.returncode != 0
     refusal = "error: strategy 'jsa_rag' does not run with the generator sharded (FSDP)"

@@ -4,8 +4,6 @@ process, and the driver only connects to the head."""
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,16 +13,10 @@ from pathlib import Path
 import pytest
 
 from harness.store import Store
-from tests.conftest import tiny_run_args
+from tests.conftest import free_port, stop_process_group, tiny_run_args
 
 pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_started(head: subprocess.Popen, log: Path) -> None:
@@ -50,12 +42,7 @@ def ray_head(tmp_path):
         wait_started(head, log_path)
         yield f"127.0.0.1:{port}", env
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        stop_process_group(head, timeout=60)
         log.close()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
