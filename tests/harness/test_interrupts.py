@@ -48,8 +48,11 @@ def test_a_signal_mid_fit_stores_interrupted_and_says_so(tiny_data, tmp_path, si
     ready = tmp_path / "ready"
     env = dict(os.environ, READY_FILE=str(ready))
     assert subprocess.run([HARNESS, *tiny_run_args(tiny_data)], env=env, capture_output=True, timeout=300).returncode == 0
+    # Ctrl-C reaches a foreground program: a shell starts background jobs with SIGINT ignored, which their
+    # children inherit (and Python then keeps), so a suite run in the background would never see it
     proc = subprocess.Popen([HARNESS, "--plugins-dir", str(plugin_dir), *tiny_run_args(tiny_data, "waiting")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
