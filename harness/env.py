@@ -59,17 +59,19 @@ def progress_seconds(default: float) -> float:
 
 def shipped_vectors() -> bool:
     """HARNESS_SHIPPED_VECTORS: 1 (default) uses vectors shipped with a packaged corpus, 0 encodes instead."""
-    raw = os.environ.get("HARNESS_SHIPPED_VECTORS", "1").strip() or "1"
-    if raw not in ("0", "1"):
-        raise UserError(f"HARNESS_SHIPPED_VECTORS must be 0 or 1, got '{raw}'")
-    return raw == "1"
+    return _switch("HARNESS_SHIPPED_VECTORS", default="1")
 
 
 def fsdp() -> bool:
     """HARNESS_FSDP: 1 shards the generator in a launched run (harness.distributed), 0 or unset does not."""
-    raw = os.environ.get("HARNESS_FSDP", "0").strip() or "0"
+    return _switch("HARNESS_FSDP", default="0")
+
+
+def _switch(name: str, default: str) -> bool:
+    """A 0/1 variable (unset or blank: `default`) as a bool; anything else is one clear line."""
+    raw = os.environ.get(name, default).strip() or default
     if raw not in ("0", "1"):
-        raise UserError(f"HARNESS_FSDP must be 0 or 1, got '{raw}'")
+        raise UserError(f"{name} must be 0 or 1, got '{raw}'")
     return raw == "1"
 
 

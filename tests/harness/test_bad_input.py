@@ -231,6 +231,7 @@ CASES = [
          env={"HARNESS_PROGRESS_SECONDS": "soon"}),
     Case("HARNESS_SHIPPED_VECTORS yes", run(), ("HARNESS_SHIPPED_VECTORS must be 0 or 1", "'yes'"),
          env={"HARNESS_SHIPPED_VECTORS": "yes"}),
+    Case("HARNESS_FSDP yes", run(), ("HARNESS_FSDP must be 0 or 1", "'yes'"), env={"HARNESS_FSDP": "yes"}),
     Case("HARNESS_TRACKERS unknown", run(), ("HARNESS_TRACKERS: unknown tracker 'tensorboard'", "mlflow"),
          env={"HARNESS_TRACKERS": "tensorboard"}),
     Case("HARNESS_RUNS a file", run(strategy="ft_gen"), ("HARNESS_RUNS", "is not a folder"),

@@ -78,3 +78,12 @@ def test_a_strategy_not_in_step_is_refused_with_one_line(tmp_path, session_cache
     refusal = "error: strategy 'jsa_rag' does not run with the generator sharded (FSDP)"
     assert done.stderr.count(refusal) == 2, done.stderr[-3000:]  # one line from each process
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing stored
+
+
+def test_4bit_weights_with_fsdp_are_refused_with_one_line(tmp_path, session_cache, clean_plugins):
+    data = write_odd_dataset(tmp_path / "data")
+    plugins_dir = nodrop_plugins_dir(tmp_path)
+    done = launch(tmp_path, [run_args(data, plugins_dir, "ft_gen", tmp_path / "q.duckdb", "--quantize", "4bit")],
+                  session_cache)
+    assert done.returncode != 0
+    assert done.stderr.count("error: --quantize 4bit with the generator sharded (FSDP)") == 2, done.stderr[-3000:]
