@@ -143,3 +143,15 @@ def stop_process_group(proc: subprocess.Popen, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def launch_failure(done: subprocess.CompletedProcess, limit: int = 8000) -> str:
+    """What a failed multi-process launch printed, for the assertion message: the lines that name the cause
+    (a Python exception, a C++ `terminate`/`what()`, an abort), the stacks of the first process that died by
+    a signal (faulthandler's "Fatal Python error" block), then the end of stderr, unfiltered."""
+    lines = done.stderr.splitlines()
+    causes = [line for line in lines if any(word in line for word in ("Error", "terminate", "what()", "Abort", "Fatal"))]
+    fatal = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), None)
+    stacks = lines[fatal:fatal + 60] if fatal is not None else []
+    return "\n".join(["causes:", *causes[-40:], "--- first fatal error ---", *stacks, "--- end of stderr ---",
+                      "\n".join(lines)[-limit:]])

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from safetensors.torch import load_file
 
 from harness.artifacts import run_artifacts
 from harness.store import Store
-from tests.conftest import TINY_CORPUS, TINY_QUESTIONS, run_cli
+from tests.conftest import TINY_CORPUS, TINY_QUESTIONS, launch_failure, run_cli
 
 LOSS_TOLERANCE = 1e-5  # relative, per step
 # absolute, every trained weight: two processes sum their shards' gradients in another order than one process
@@ -97,8 +99,11 @@ STRATEGIES = {  # strategy: extra options (small jsa_rag chains; re-index after 
 
 
 def two_process_env(runs: Path, cache: Path) -> dict:
+    """The launch's environment; a process that dies by a signal prints every thread's Python stack
+    (faulthandler) and C++ errors their stacks, for the assertion message."""
     return {**os.environ, "HARNESS_RUNS": str(runs), "HARNESS_CACHE": str(cache),
-            "HARNESS_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+            "HARNESS_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2]),
+            "PYTHONFAULTHANDLER": "1", "TORCH_SHOW_CPP_STACKTRACES": "1"}
 
 
 def two_process_command(commands: Path) -> list[str]:
@@ -107,19 +112,44 @@ def two_process_command(commands: Path) -> list[str]:
             str(Path(__file__).parent / "distributed_runs.py"), str(commands)]
 
 
+def died_by_signal(done: subprocess.CompletedProcess) -> bool:
+    """torchrun reports a process killed by a signal (an abort inside native code, not a Python error)."""
+    return done.returncode != 0 and re.search(r"Signal \d+ \(SIG\w+\) received by PID", done.stderr) is not None
+
+
+def launch_in_fresh_folder(tmp_path_factory, label: str, commands_in, cache: Path, **env: str) -> Path:
+    """Launch 2 processes running `commands_in(root)` (a list of harness argument lists) in a fresh folder.
+
+    A launch in which a process died by a signal is launched once more, in another fresh folder, with a
+    warning carrying the first launch's stacks (printed in pytest's summary): once (2026-12-02, in CI) a
+    process of this launch aborted by SIGABRT and did not again in 25 launches here; a Python error, a wrong
+    result or a second abort still fails."""
+    for attempt in (1, 2):
+        root = tmp_path_factory.mktemp(label)
+        (root / "commands.json").write_text(json.dumps(commands_in(root)))
+        done = subprocess.run(two_process_command(root / "commands.json"),
+                              env={**two_process_env(root / "runs", cache), **env},
+                              capture_output=True, text=True, timeout=900)
+        if done.returncode == 0 or attempt == 2 or not died_by_signal(done):
+            break
+        warnings.warn(f"a 2-process launch died by a signal; launched once more. What it printed:\n"
+                      f"{launch_failure(done)}", stacklevel=1)
+    assert done.returncode == 0, launch_failure(done)
+    return root
+
+
+def every_strategy(root: Path) -> list[list[str]]:
+    """Every strategy of STRATEGIES on the odd dataset, each into its own store in `root`."""
+    plugins_dir = nodrop_plugins_dir(root)
+    data = write_odd_dataset(root / "data")
+    return [run_args(data, plugins_dir, name.split("+")[0], root / f"{name}.duckdb", *extra)
+            for name, extra in STRATEGIES.items()]
+
+
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory, session_cache):
     """Every strategy of STRATEGIES run once on 2 processes (one launch)."""
-    root = tmp_path_factory.mktemp("two-processes")
-    plugins_dir = nodrop_plugins_dir(root)
-    data = write_odd_dataset(root / "data")
-    commands = [run_args(data, plugins_dir, name.split("+")[0], root / f"{name}.duckdb", *extra)
-                for name, extra in STRATEGIES.items()]
-    (root / "commands.json").write_text(json.dumps(commands))
-    done = subprocess.run(two_process_command(root / "commands.json"), env=two_process_env(root / "runs", session_cache),
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
-    return root
+    return launch_in_fresh_folder(tmp_path_factory, "two-processes", every_strategy, session_cache)
 
 
 def stored_run(db: Path) -> dict:
@@ -187,7 +217,7 @@ def test_harness_run_processes_launches_python_m_harness(setup, tmp_path):
     args = run_args(data, plugins_dir, "rag_token", tmp_path / "two.duckdb")
     done = subprocess.run([sys.executable, "-m", "harness", *args, "--processes", "2"], capture_output=True, text=True,
                           env=two_process_env(tmp_path / "runs-2", Path(os.environ["HARNESS_CACHE"])), timeout=600)
-    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
+    assert done.returncode == 0, launch_failure(done)
     two = stored_run(tmp_path / "two.duckdb")
     assert two["processes"] == 2
     assert done.stdout.count(f"run {two['id']} finished") == 1  # the main process reports, once
@@ -216,7 +246,7 @@ def test_sharded_corpus_encoding_equals_one_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "harness", "index", "--dataset", "local", "--data-dir", str(data),
                            "--embedder", "tiny-embedder", "--processes", "2"], capture_output=True, text=True,
                           env=two_process_env(tmp_path / "runs", cache), timeout=600)
-    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
+    assert done.returncode == 0, launch_failure(done)
     assert "150 passages indexed (flat)" in done.stdout
     os.environ["HARNESS_CACHE"] = str(cache)  # restored by conftest's monkeypatch after the test
     model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")

@@ -22,6 +22,7 @@ from tests.conftest import run_cli
 from tests.harness.test_distributed import (
     check_stored_once_in_order,
     compare,
+    launch_in_fresh_folder,
     nodrop_plugins_dir,
     run_args,
     stored_run,
@@ -40,15 +41,15 @@ def launch(root: Path, commands: list[list[str]], cache: Path) -> subprocess.Com
                           capture_output=True, text=True, timeout=900)
 
 
+def sharded_strategies(root: Path) -> list[list[str]]:
+    data, plugins_dir = write_odd_dataset(root / "data"), nodrop_plugins_dir(root)
+    return [run_args(data, plugins_dir, name, root / f"{name}.duckdb", *extra) for name, extra in SHARDED.items()]
+
+
 @pytest.fixture(scope="module")
 def sharded_runs(tmp_path_factory, session_cache):
-    root = tmp_path_factory.mktemp("fsdp")
-    plugins_dir = nodrop_plugins_dir(root)
-    data = write_odd_dataset(root / "data")
-    done = launch(root, [run_args(data, plugins_dir, name, root / f"{name}.duckdb", *extra)
-                         for name, extra in SHARDED.items()], session_cache)
-    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "error" in line.lower())[-3000:]
-    return root, data, plugins_dir
+    root = launch_in_fresh_folder(tmp_path_factory, "fsdp", sharded_strategies, session_cache, HARNESS_FSDP="1")
+    return root, root / "data", root / "plugins"
 
 
 @pytest.mark.parametrize("name", list(SHARDED))
