@@ -14,7 +14,8 @@ Made from stored runs (one store or several; runs of other datasets or limits ar
     python bench/synthbio_table.py --db harness.duckdb [--db other.duckdb ...] [--limit 50]
 
 Each row goes through the leaderboard's own arithmetic (`harness.leaderboard.ranking` on that
-configuration's runs alone): test EM as the mean over seeds with its 95% interval (bootstrap over test
+configuration's runs alone; runs cut by `--max-train-flops` are left to the dashboard's equal-compute
+page): test EM as the mean over seeds with its 95% interval (bootstrap over test
 questions, seeds averaged per question), F1, recall@5, answer_recall@5, recall@1 (gold ranked first, from the stored
 retrieved ids), fit seconds, training FLOPs.
 Prints a Markdown table.
@@ -45,7 +46,8 @@ def load_runs(paths: list[str], dataset: str, limit: int | None) -> list[tuple[S
         store = Store(path)
         for run in store.finished_runs():
             config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
-            if config.get("dataset") == dataset and config.get("limit") == limit:
+            full_budget = config.get("max_train_flops") is None  # budget runs are the equal-compute page's
+            if config.get("dataset") == dataset and config.get("limit") == limit and full_budget:
                 runs.append((store, run))
     return runs
 

@@ -121,9 +121,9 @@ def launch_in_fresh_folder(tmp_path_factory, label: str, commands_in, cache: Pat
     """Launch 2 processes running `commands_in(root)` (a list of harness argument lists) in a fresh folder.
 
     A launch in which a process died by a signal is launched once more, in another fresh folder, with a
-    warning carrying the first launch's stacks (printed in pytest's summary): once (2026-12-02, in CI) a
-    process of this launch aborted by SIGABRT and did not again in 25 launches here; a Python error, a wrong
-    result or a second abort still fails."""
+    warning carrying the first launch's stacks (printed in pytest's summary): once, in the CI run of stop 18,
+    a process of this launch aborted by SIGABRT, and it did not again in 14 launches here (4 of them on a
+    machine loaded by two busy loops). A Python error, a wrong result or a second abort still fails."""
     for attempt in (1, 2):
         root = tmp_path_factory.mktemp(label)
         (root / "commands.json").write_text(json.dumps(commands_in(root)))
