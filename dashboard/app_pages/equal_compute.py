@@ -15,7 +15,8 @@ def chart(curves, untrained, y: str) -> alt.LayerChart:
     """Trained strategies as lines over log FLOPs; strategies that trained nothing (0 FLOPs, which a log
     axis cannot place) as dashed horizontal lines at their quality."""
     base = alt.Chart(curves).encode(
-        x=alt.X("train_flops:Q", title="training FLOPs (estimated, log scale)", scale=alt.Scale(type="log")),
+        x=alt.X("train_flops:Q", title="training FLOPs (estimated, log scale)", scale=alt.Scale(type="log"),
+                axis=alt.Axis(format=".0e")),
         y=alt.Y(f"{y}:Q", title=f"test {components.label(y)} {components.arrow(y)}",
                 scale=alt.Scale(zero=False, padding=16)),
         color=alt.Color("strategy:N", legend=alt.Legend(orient="bottom")),
