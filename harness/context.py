@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -134,14 +135,25 @@ class FitContext:
         """Training steps with a bar on a terminal, plain lines in a log (harness/progress.py). With
         `--max-train-flops`, no batch is handed out once the run has spent its budget (the loop ends as if
         the data had run out)."""
-        return progress(self._within_budget(iterable), desc, total, unit="steps")
+        return progress(self._within_budget(iterable, desc, total), desc, total, unit="steps")
 
-    def _within_budget(self, iterable: Iterable):
+    def _within_budget(self, iterable: Iterable, desc: str, total: int | None):
+        done = 0
         for item in iterable:
             if self.budget_spent():
                 self.log(0, stopped_at_flop_budget=self.train_flops)
+                self._say_budget_spent(desc, done, total)
                 return
+            done += 1
             yield item
+
+    def _say_budget_spent(self, desc: str, done: int, total: int | None) -> None:
+        """One line where the budget cut a loop (a later loop of a strategy may get none of it)."""
+        if self.is_main_process:
+            of = f" of {total}" if total is not None else ""
+            print(f"[budget] {desc}: stopped after {done}{of} steps, the training-FLOP budget is spent "
+                  f"({self.train_flops:.3g} of --max-train-flops {self.config.max_train_flops:.3g})",
+                  file=sys.stderr, flush=True)
 
     def budget_spent(self) -> bool:
         budget = self.config.max_train_flops

@@ -73,7 +73,7 @@ def test_ft_gen_logs_flops_per_step_and_in_total(tiny_data):
     assert total >= sum(per_step) > 0
 
 
-def test_max_train_flops_stops_early_and_decays_the_rate_to_the_budget(tiny_data):
+def test_max_train_flops_stops_early_and_decays_the_rate_to_the_budget(tiny_data, capsys):
     assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--eval-splits", "dev", "--batch-size", "1")) == 0
     full = last_run()
     full_steps = step_log(full, "train_flops")
@@ -86,6 +86,20 @@ def test_max_train_flops_stops_early_and_decays_the_rate_to_the_budget(tiny_data
     lrs = [v for _, v in step_log(capped, "lr")]
     assert lrs[-1] < lrs[0] / 2  # the schedule was re-aimed at the budget, not at 6 steps
     assert step_log(capped, "stopped_at_flop_budget")
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[budget]")]
+    assert said == [f"[budget] ft_gen: stopped after {len(steps)} of 6 steps, the training-FLOP budget is spent "
+                    f"({sum(v for _, v in steps):.3g} of --max-train-flops {budget:.3g})"]
+
+
+def test_a_budget_spent_by_indp_generator_loop_leaves_its_embedder_loop_none_and_says_so(tiny_data, capsys):
+    """indp runs its generator loop first: a budget under that loop's cost leaves the embedder untrained,
+    which the run says in one line (README, "training FLOPs")."""
+    assert run_cli(tiny_run_args(tiny_data, "indp", "--eval-splits", "dev", "--batch-size", "1",
+                                 "--max-train-flops", "1")) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[budget]")]
+    assert [line.split(":")[0] for line in said] == ["[budget] indp 1/2 (ft_gen)", "[budget] indp 2/2 (ft_embed)"]
+    assert "stopped after 1 of 6 steps" in said[0] and "stopped after 0 of" in said[1]
+    assert [name for name in ("embed_lr", "gen_lr") if step_log(last_run(), name)] == ["gen_lr"]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
