@@ -26,7 +26,6 @@ that may leave a process nothing; summing the gradients once per step is exact i
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -51,7 +50,9 @@ def start_accelerator():
     # without a GPU, accelerate sets up its gloo process group only when told the run is on the CPU; left
     # alone it sees one process (DistributedType.NO) and every process would train the whole batch alone
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    _leave_process_group_at_exit()
+    # left to the interpreter's teardown, the process group's C++ threads may outlive Python and abort the
+    # process on its way out: torch asks for destroy_process_group (a no-op once destroyed)
+    atexit.register(accelerator.state.destroy_process_group)
     if accelerator.distributed_type.value in ("DEEPSPEED", "MEGATRON_LM"):
         raise UserError(f"accelerate config asks for {accelerator.distributed_type.value}: the harness runs data "
                         "parallel, with the generator's weights sharded by FSDP for generators too large for one "
@@ -60,18 +61,6 @@ def start_accelerator():
         raise UserError("fp16 mixed precision is not supported (its loss scaler would need prepared optimizers); "
                         "use --mixed_precision bf16 or no")
     return accelerator
-
-
-@functools.cache  # once per process, however many runs it starts
-def _leave_process_group_at_exit() -> None:
-    """Destroy the process group when this process exits: left to the interpreter's teardown, the group's C++
-    threads may outlive Python and abort the process on its way out (torch asks for destroy_process_group)."""
-    atexit.register(_leave_process_group)
-
-
-def _leave_process_group() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def main_process_first(accelerator):

@@ -112,6 +112,13 @@ def two_process_command(commands: Path) -> list[str]:
             str(Path(__file__).parent / "distributed_runs.py"), str(commands)]
 
 
+def launch_two_processes(root: Path, commands: list[list[str]], cache: Path, **env: str) -> subprocess.CompletedProcess:
+    """torchrun on 2 CPU processes running `commands` (harness argument lists), written to root/commands.json."""
+    (root / "commands.json").write_text(json.dumps(commands))
+    return subprocess.run(two_process_command(root / "commands.json"), env={**two_process_env(root / "runs", cache), **env},
+                          capture_output=True, text=True, timeout=900)
+
+
 def died_by_signal(done: subprocess.CompletedProcess) -> bool:
     """torchrun reports a process killed by a signal (an abort inside native code, not a Python error)."""
     return done.returncode != 0 and re.search(r"Signal \d+ \(SIG\w+\) received by PID", done.stderr) is not None
@@ -126,10 +133,7 @@ def launch_in_fresh_folder(tmp_path_factory, label: str, commands_in, cache: Pat
     machine loaded by two busy loops). A Python error, a wrong result or a second abort still fails."""
     for attempt in (1, 2):
         root = tmp_path_factory.mktemp(label)
-        (root / "commands.json").write_text(json.dumps(commands_in(root)))
-        done = subprocess.run(two_process_command(root / "commands.json"),
-                              env={**two_process_env(root / "runs", cache), **env},
-                              capture_output=True, text=True, timeout=900)
+        done = launch_two_processes(root, commands_in(root), cache, **env)
         if done.returncode == 0 or attempt == 2 or not died_by_signal(done):
             break
         warnings.warn(f"a 2-process launch died by a signal; launched once more. What it printed:\n"

@@ -23,11 +23,10 @@ from tests.harness.test_distributed import (
     check_stored_once_in_order,
     compare,
     launch_in_fresh_folder,
+    launch_two_processes,
     nodrop_plugins_dir,
     run_args,
     stored_run,
-    two_process_command,
-    two_process_env,
     write_odd_dataset,
 )
 
@@ -35,10 +34,7 @@ SHARDED = {"ft_gen": (), "rag_token": ("--batch-size", "3"), "vrag": ()}
 
 
 def launch(root: Path, commands: list[list[str]], cache: Path) -> subprocess.CompletedProcess:
-    (root / "commands.json").write_text(json.dumps(commands))
-    env = {**two_process_env(root / "runs", cache), "HARNESS_FSDP": "1"}
-    return subprocess.run(two_process_command(root / "commands.json"), env=env,
-                          capture_output=True, text=True, timeout=900)
+    return launch_two_processes(root, commands, cache, HARNESS_FSDP="1")
 
 
 def sharded_strategies(root: Path) -> list[list[str]]:
