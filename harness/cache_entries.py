@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from harness.errors import raise_pending_interrupt
+
 T = TypeVar("T")
 MANIFEST = "harness-cache.json"
 
@@ -89,6 +91,7 @@ def load_verified(folder: Path, load: Callable[[Path], T], what: str) -> T | Non
         try:
             return load(folder)
         except Exception as exc:  # noqa: BLE001 - any failure to load a cache entry means: rebuild it
+            raise_pending_interrupt(exc)  # ...unless a signal is why it failed
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     discard(folder, what, reason)
     return None

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness import __version__, env, plugins
 from harness.config import INDEX_DEVICES, INDEX_KINDS, QUANTIZE_CHOICES, RunConfig, option_help
-from harness.errors import Terminated, UserError
+from harness.errors import Terminated, UserError, forget_interrupts, interrupt_behind, note_interrupt
 from harness.store import Store, default_db_path
 from harness.strategy import strategy_options_class
 from harness.table_formats import FORMATS, rows_as_text
@@ -694,10 +694,11 @@ def _report(exc: BaseException) -> int:
 
     if isinstance(exc, click.exceptions.Abort) and isinstance(exc.__cause__, KeyboardInterrupt):
         exc = exc.__cause__
-    if isinstance(exc, KeyboardInterrupt):
-        cause = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+    interrupt = interrupt_behind(exc)
+    if interrupt is not None:
+        cause = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
         print(f"{cause}: a run in progress is stored as interrupted; earlier runs are intact", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return 143 if isinstance(interrupt, Terminated) else 130
     if isinstance(exc, click.exceptions.Abort):
         print("aborted", file=sys.stderr)
         return 1
@@ -717,20 +718,30 @@ def _report(exc: BaseException) -> int:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """While the CLI runs, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread, once."""
+    """While the CLI runs, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread, once, and
+    Ctrl-C its KeyboardInterrupt as Python does; both are noted (`errors.interrupt_behind`), so one that comes
+    out as another exception is still told apart from a failure."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def on_sigterm(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-        raise Terminated()
+        raise note_interrupt(Terminated())
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    def on_sigint(signum, frame):
+        raise note_interrupt(KeyboardInterrupt())
+
+    forget_interrupts()
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
+    python_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not SIG_IGN or a host's own
+    previous_int = signal.signal(signal.SIGINT, on_sigint) if python_sigint else None
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        if python_sigint:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _early_plugins_dir(argv: list[str]) -> str | None:

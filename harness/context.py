@@ -15,7 +15,7 @@ import torch
 
 from harness import distributed
 from harness.config import RunConfig
-from harness.errors import UserError
+from harness.errors import UserError, raise_pending_interrupt
 from harness.flops import FlopCounter
 from harness.pipeline import RagPipeline
 from harness.progress import progress
@@ -140,6 +140,7 @@ class FitContext:
     def _within_budget(self, iterable: Iterable, desc: str, total: int | None):
         done = 0
         for item in iterable:
+            raise_pending_interrupt()  # a Ctrl-C/SIGTERM a library's catch-all swallowed still ends the run
             if self.budget_spent():
                 self.log(0, stopped_at_flop_budget=self.train_flops)
                 self._say_budget_spent(desc, done, total)

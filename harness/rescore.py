@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.errors import raise_pending_interrupt
 from harness.metrics import answer_hit
 from harness.migrations import ANSWER_MATCH, OLD_ANSWER_MATCH
 from harness.store import Store
@@ -62,6 +63,7 @@ def rescore_old_runs(store: Store, load_corpus: Callable[[dict], Corpus]) -> Res
         try:
             corpus = load_corpus(config)
         except Exception as exc:  # a dataset that no longer loads leaves the run marked, never half-done
+            raise_pending_interrupt(exc)
             report.kept_old.append((run["id"], f"its corpus cannot be loaded ({exc})"))
             continue
         why = rescore_run(store, run["id"], corpus, int(config.get("k", 5)))

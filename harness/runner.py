@@ -34,7 +34,7 @@ from harness.distributed import (
     shard_generator,
     start_accelerator,
 )
-from harness.errors import Terminated, UserError
+from harness.errors import Terminated, UserError, interrupt_behind
 from harness.evaluation import evaluate
 from harness.generation import Generator
 from harness.gpu import check_run_devices
@@ -256,15 +256,8 @@ def run_in_folder(folder: RunFolder, resolved: Resolved | None = None, dataset: 
             ctx.flush_log()
             metrics, predictions = _evaluate_all(ctx, timer)
             metrics += silver.metrics() if silver else []
-        except KeyboardInterrupt as exc:
-            why = "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
-            _end_run(ctx, folder, main, "interrupted", why)
-            raise
-        except (UserError, StrategyFailed) as exc:
-            _end_run(ctx, folder, main, "failed", str(exc))
-            raise
-        except Exception as exc:
-            _end_run(ctx, folder, main, "failed", f"{type(exc).__name__}: {exc}")
+        except (KeyboardInterrupt, Exception) as exc:
+            _end_run(ctx, folder, main, *how_it_ended(exc))
             raise
         if main:
             write_cards_or_warn(folder, metrics, cfg, resolved)
@@ -281,6 +274,18 @@ def write_cards_or_warn(folder: RunFolder, metrics: list, cfg: RunConfig, resolv
         write_model_cards(folder, metrics, cfg, resolved)
     except Exception as exc:  # noqa: BLE001 - a card is documentation: its failure must not undo a finished run
         print(f"warning: model cards of run {folder.path.name} not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def how_it_ended(exc: BaseException) -> tuple[str, str]:
+    """The status and error stored for a run that `exc` ended: a signal (even one that came out as another
+    exception, errors.interrupt_behind) is `interrupted`, anything else `failed` with its message."""
+    interrupt = interrupt_behind(exc)
+    if interrupt is not None:
+        why = "terminated by SIGTERM" if isinstance(interrupt, Terminated) else "interrupted by the user (Ctrl-C)"
+        return "interrupted", why
+    if isinstance(exc, (UserError, StrategyFailed)):
+        return "failed", str(exc)
+    return "failed", f"{type(exc).__name__}: {exc}"
 
 
 def _end_run(ctx: FitContext | None, folder: RunFolder, main: bool, status: str, error: str) -> None:

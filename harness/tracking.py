@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from harness.errors import UserError
+from harness.errors import UserError, raise_pending_interrupt
 
 ENV = "HARNESS_TRACKERS"
 TRACKERS = {"mlflow": "mlflow", "wandb": "wandb"}  # tracker name -> the module it needs (and the extra's name)
@@ -89,5 +89,6 @@ def tracker_failure_warning(tracker: str, run_id: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - any tracker failure (network, auth, disk) is reported, not raised
+        raise_pending_interrupt(exc)  # a signal is not a tracker failure
         print(f"warning: {tracker} export of run {run_id} failed: {type(exc).__name__}: {exc}; the run is stored; "
               f"retry with `harness export {run_id} --track {tracker}`", file=sys.stderr)

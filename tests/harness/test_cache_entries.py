@@ -8,7 +8,9 @@ import sys
 import textwrap
 from types import SimpleNamespace
 
-from harness import cache_entries
+import pytest
+
+from harness import cache_entries, errors
 from harness.context import FitContext
 from harness.runfolder import RunFolder
 
@@ -27,6 +29,32 @@ def test_a_published_entry_is_verified_and_a_truncated_one_rebuilt(tmp_path, cap
     assert cache_entries.load_verified(target, lambda f: f, "test entry") is None
     assert not target.exists()  # set aside: the caller builds it again
     assert "cache: test entry at" in capsys.readouterr().err
+
+
+def test_a_signal_that_comes_out_as_a_load_error_keeps_the_entry_and_ends_the_run(tmp_path, capsys):
+    """SIGTERM while a cache entry loads, turned into another error on the way (a C extension's import makes it
+    `ImportError: initialization failed`): the sound entry is not set aside as damaged, the interrupt goes on."""
+    target = cache_entries.publish(tmp_path / "entry", write_entry)
+
+    def load_while_terminated(folder):
+        try:
+            raise errors.note_interrupt(errors.Terminated())  # what the CLI's SIGTERM handler raises
+        except BaseException:
+            raise ImportError("initialization failed") from None
+
+    try:
+        with pytest.raises(errors.Terminated) as raised:
+            cache_entries.load_verified(target, load_while_terminated, "entry")
+    finally:
+        errors.forget_interrupts()
+    assert isinstance(raised.value.__cause__, ImportError)
+    assert cache_entries.problem(target) is None and "damaged" not in capsys.readouterr().err
+
+    def load_failing(folder):
+        raise ImportError("initialization failed")
+
+    assert cache_entries.load_verified(target, load_failing, "entry") is None  # no signal: a damaged entry's error
+    assert not target.exists()  # set aside, to be rebuilt
 
 
 def test_a_truncated_safetensors_file_is_found_without_a_manifest(tmp_path):
