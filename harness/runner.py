@@ -34,7 +34,7 @@ from harness.distributed import (
     shard_generator,
     start_accelerator,
 )
-from harness.errors import Terminated, UserError, interrupt_behind
+from harness.errors import Terminated, UserError, interrupt_behind, raise_pending_interrupt
 from harness.evaluation import evaluate
 from harness.generation import Generator
 from harness.gpu import check_run_devices
@@ -256,11 +256,12 @@ def run_in_folder(folder: RunFolder, resolved: Resolved | None = None, dataset: 
             ctx.flush_log()
             metrics, predictions = _evaluate_all(ctx, timer)
             metrics += silver.metrics() if silver else []
+            if main:
+                write_cards_or_warn(folder, metrics, cfg, resolved)
         except (KeyboardInterrupt, Exception) as exc:
             _end_run(ctx, folder, main, *how_it_ended(exc))
             raise
         if main:
-            write_cards_or_warn(folder, metrics, cfg, resolved)
             folder.finalise("finished", metrics=metrics, predictions=predictions)
     return "finished"
 
@@ -273,6 +274,7 @@ def write_cards_or_warn(folder: RunFolder, metrics: list, cfg: RunConfig, resolv
     try:
         write_model_cards(folder, metrics, cfg, resolved)
     except Exception as exc:  # noqa: BLE001 - a card is documentation: its failure must not undo a finished run
+        raise_pending_interrupt(exc)  # ...but a signal that came out as its error ends the run
         print(f"warning: model cards of run {folder.path.name} not written: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 

@@ -126,3 +126,32 @@ def test_hub_ids_of_the_packaged_and_hub_models(tmp_path):
     assert hf_hub.hf_generator("Qwen/Qwen2.5-0.5B").hub_id == "Qwen/Qwen2.5-0.5B"
     assert hf_hub.hf_generator(str(tmp_path)).hub_id is None  # a local folder stays a path
     assert hf_hub.PAPER_GENERATORS["llama3-8b"] == hf_hub.hf_generator(hf_hub.PAPER_GENERATORS["llama3-8b"]).hub_id
+
+
+def test_a_card_failure_warns_but_a_signal_behind_it_ends_the_run(tmp_path, monkeypatch, capsys):
+    """A card is documentation: its error is a warning and the run finishes. A SIGTERM that came out as that
+    error (raised inside a C extension's import it reads `ImportError: initialization failed`) is not."""
+    from types import SimpleNamespace
+
+    from harness import errors, model_card
+    from harness.runner import write_cards_or_warn
+
+    def cards_failing(*args):
+        raise ImportError("initialization failed")
+
+    def cards_while_terminated(*args):
+        try:
+            raise errors.note_interrupt(errors.Terminated())  # what the CLI's SIGTERM handler raises
+        except BaseException:
+            raise ImportError("initialization failed") from None
+
+    folder = SimpleNamespace(path=tmp_path / "run-1")
+    monkeypatch.setattr(model_card, "write_model_cards", cards_failing)
+    write_cards_or_warn(folder, [], None, None)
+    assert "warning: model cards of run run-1 not written: ImportError" in capsys.readouterr().err
+    monkeypatch.setattr(model_card, "write_model_cards", cards_while_terminated)
+    try:
+        with pytest.raises(errors.Terminated):
+            write_cards_or_warn(folder, [], None, None)
+    finally:
+        errors.forget_interrupts()
