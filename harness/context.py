@@ -134,7 +134,7 @@ class FitContext:
     def progress(self, iterable: Iterable, desc: str, total: int | None = None):
         """Training steps with a bar on a terminal, plain lines in a log (harness/progress.py). With
         `--max-train-flops`, no batch is handed out once the run has spent its budget (the loop ends as if
-        the data had run out)."""
+        the data had run out). A Ctrl-C/SIGTERM that a library swallowed is raised before the next step."""
         return progress(self._within_budget(iterable, desc, total), desc, total, unit="steps")
 
     def _within_budget(self, iterable: Iterable, desc: str, total: int | None):

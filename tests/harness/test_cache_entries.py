@@ -13,6 +13,7 @@ import pytest
 from harness import cache_entries, errors
 from harness.context import FitContext
 from harness.runfolder import RunFolder
+from tests.conftest import sigterm_inside_a_c_extension_import
 
 
 def write_entry(folder, payload=b"x" * 4096):
@@ -35,18 +36,9 @@ def test_a_signal_that_comes_out_as_a_load_error_keeps_the_entry_and_ends_the_ru
     """SIGTERM while a cache entry loads, turned into another error on the way (a C extension's import makes it
     `ImportError: initialization failed`): the sound entry is not set aside as damaged, the interrupt goes on."""
     target = cache_entries.publish(tmp_path / "entry", write_entry)
-
-    def load_while_terminated(folder):
-        try:
-            raise errors.note_interrupt(errors.Terminated())  # what the CLI's SIGTERM handler raises
-        except BaseException:
-            raise ImportError("initialization failed") from None
-
-    try:
-        with pytest.raises(errors.Terminated) as raised:
-            cache_entries.load_verified(target, load_while_terminated, "entry")
-    finally:
-        errors.forget_interrupts()
+    with pytest.raises(errors.Terminated) as raised:
+        cache_entries.load_verified(target, sigterm_inside_a_c_extension_import, "entry")
+    errors.forget_interrupts()
     assert isinstance(raised.value.__cause__, ImportError)
     assert cache_entries.problem(target) is None and "damaged" not in capsys.readouterr().err
 

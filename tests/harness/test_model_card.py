@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.store import Store
-from tests.conftest import run_cli, tiny_run_args
+from tests.conftest import run_cli, sigterm_inside_a_c_extension_import, tiny_run_args
 
 
 def db() -> Store:
@@ -139,19 +139,10 @@ def test_a_card_failure_warns_but_a_signal_behind_it_ends_the_run(tmp_path, monk
     def cards_failing(*args):
         raise ImportError("initialization failed")
 
-    def cards_while_terminated(*args):
-        try:
-            raise errors.note_interrupt(errors.Terminated())  # what the CLI's SIGTERM handler raises
-        except BaseException:
-            raise ImportError("initialization failed") from None
-
     folder = SimpleNamespace(path=tmp_path / "run-1")
     monkeypatch.setattr(model_card, "write_model_cards", cards_failing)
     write_cards_or_warn(folder, [], None, None)
     assert "warning: model cards of run run-1 not written: ImportError" in capsys.readouterr().err
-    monkeypatch.setattr(model_card, "write_model_cards", cards_while_terminated)
-    try:
-        with pytest.raises(errors.Terminated):
-            write_cards_or_warn(folder, [], None, None)
-    finally:
-        errors.forget_interrupts()
+    monkeypatch.setattr(model_card, "write_model_cards", sigterm_inside_a_c_extension_import)
+    with pytest.raises(errors.Terminated):
+        write_cards_or_warn(folder, [], None, None)

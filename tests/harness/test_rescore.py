@@ -10,7 +10,7 @@ import pytest
 from harness.config import RunConfig
 from harness.migrations import ANSWER_MATCH, OLD_ANSWER_MATCH, m001_initial
 from harness.store import Store
-from tests.conftest import run_cli
+from tests.conftest import run_cli, sigterm_inside_a_c_extension_import
 
 
 def write_corpus(root):
@@ -70,6 +70,29 @@ def test_old_runs_are_marked_then_rescored_from_their_retrieved_passages(tmp_pat
     assert store.run_metrics("r2")["test"]["answer_recall@5"] == 0.0  # kept as stored
     assert [r["id"] for r in store.runs_with_answer_match(ANSWER_MATCH)] == ["r1"]
     assert {r["id"] for r in store.runs_with_answer_match(OLD_ANSWER_MATCH)} == {"r2", "r3"}
+
+
+def test_a_signal_while_a_corpus_loads_stops_the_rescore_and_leaves_the_run_marked(tmp_path):
+    """A corpus that fails to load leaves its run marked and the rescore goes on; a SIGTERM that came out as
+    that failure (inside a C extension's import) stops it instead of being reported as an unloadable corpus."""
+    from harness import errors
+    from harness.rescore import rescore_old_runs
+
+    config = RunConfig(strategy="no_ft", dataset="local", data_dir=str(tmp_path), embedder="tiny-embedder",
+                       generator="tiny-llama").to_dict()
+    store_before_m002(os.environ["HARNESS_DB"], [("r1", config, [("a", ["Obama"], ["p1"], 0.0)])])
+    assert run_cli(["migrate"]) == 0
+    store = Store(os.environ["HARNESS_DB"])
+    with pytest.raises(errors.Terminated):
+        rescore_old_runs(store, sigterm_inside_a_c_extension_import)
+    assert [r["id"] for r in store.runs_with_answer_match(OLD_ANSWER_MATCH)] == ["r1"]
+    errors.forget_interrupts()
+
+    def corpus_failing(config):
+        raise ImportError("initialization failed")
+
+    report = rescore_old_runs(store, corpus_failing)
+    assert report.kept_old == [("r1", "its corpus cannot be loaded (initialization failed)")]
 
 
 def test_runs_stored_after_m002_use_the_new_definition(tiny_data):
