@@ -12,7 +12,7 @@ import argparse
 
 from harness import plugins
 from harness.metrics import answer_hit, normalize_answer
-from harness.retrieval import build_or_load_index, encode_texts
+from harness.retrieval.index import build_or_load_index, encode_texts
 from harness.types import DatasetOptions, ModelOptions
 
 

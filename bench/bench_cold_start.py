@@ -19,7 +19,7 @@ import torch
 from _machine import header
 
 from harness.plugins import datasets, load_plugins, models
-from harness.retrieval import (
+from harness.retrieval.index import (
     IndexParams,
     PassageIndex,
     build_or_load_index,

@@ -29,11 +29,12 @@ from _machine import header  # noqa: E402
 from harness import plugins  # noqa: E402
 from harness.builtins.strategies.ft_embed import DEFAULT_BATCH, EmbedOptions, mnrl_loss, train_embedder  # noqa: E402
 from harness.config import RunConfig  # noqa: E402
-from harness.context import FitContext  # noqa: E402
 from harness.pipeline import RagPipeline  # noqa: E402
-from harness.retrieval import PassageIndex, encode_with_grad  # noqa: E402
-from harness.runner import create_run_folder, load_dataset, resolve  # noqa: E402
-from harness.training import epoch_batches, gold_passage, steps_per_run  # noqa: E402
+from harness.retrieval.index import PassageIndex, encode_with_grad  # noqa: E402
+from harness.runner.assemble import load_dataset, resolve  # noqa: E402
+from harness.store.layout import create_run_folder  # noqa: E402
+from harness.training.context import FitContext  # noqa: E402
+from harness.training.loop import epoch_batches, gold_passage, steps_per_run  # noqa: E402
 from harness.types import ModelOptions  # noqa: E402
 
 LR = 1e-4

@@ -12,10 +12,10 @@ import time
 import torch
 from _machine import header
 
-from harness.generation import Generator, first_line
+from harness.models.generation import Generator, first_line
 from harness.pipeline import RagPipeline
 from harness.plugins import datasets, load_plugins, models
-from harness.retrieval import build_or_load_index
+from harness.retrieval.index import build_or_load_index
 from harness.types import DatasetOptions, ModelOptions
 
 

@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 from _machine import header
 
-from harness.retrieval import IndexParams, PassageIndex
+from harness.retrieval.index import IndexParams, PassageIndex
 
 
 def mixture(rng, n: int, dim: int, centres: np.ndarray, spread: float) -> np.ndarray:

@@ -25,11 +25,17 @@ from harness.builtins.strategies.jsa_rag import JsaModels, JsaOptions, jsa_step,
 from harness.builtins.strategies.rag_token import rag_token_loss
 from harness.builtins.strategies.vrag import VragOptions, accumulate_gradients
 from harness.config import RunConfig
-from harness.context import FitContext
-from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieval_log_probs, retrieve_rows
-from harness.lora import prepare_generator_for_lora
-from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
-from harness.training import gold_answer, linear_schedule, unfreeze
+from harness.models.lora import prepare_generator_for_lora
+from harness.runner.assemble import build_pipeline, load_dataset, resolve
+from harness.store.layout import create_run_folder
+from harness.training.context import FitContext
+from harness.training.likelihoods import (
+    indexed_passage_vectors,
+    passage_answer_log_probs,
+    retrieval_log_probs,
+    retrieve_rows,
+)
+from harness.training.loop import gold_answer, linear_schedule, unfreeze
 
 
 def rag_token_step(ctx, batch, k):

@@ -32,10 +32,11 @@ def child(micro_batch: int, steps: int, batch_size: int, k: int, threads: int) -
     from harness import plugins
     from harness.builtins.strategies.rag_token import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, rag_token_loss, train_rag
     from harness.config import RunConfig
-    from harness.context import FitContext
-    from harness.lora import prepare_generator_for_lora
-    from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
-    from harness.training import unfreeze
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.runner.assemble import build_pipeline, load_dataset, resolve
+    from harness.store.layout import create_run_folder
+    from harness.training.context import FitContext
+    from harness.training.loop import unfreeze
 
     torch.set_num_threads(threads)
     plugins.load_plugins()

@@ -26,11 +26,12 @@ from _machine import header
 from harness import plugins
 from harness.builtins.strategies.rag_end2end import DEFAULT_EMBED_LR, DEFAULT_GEN_LR, End2EndOptions, train_end2end
 from harness.config import RunConfig
-from harness.context import FitContext
-from harness.lora import prepare_generator_for_lora
-from harness.refresh import IndexRefresher, separate_passage_tower
-from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
-from harness.training import unfreeze
+from harness.models.lora import prepare_generator_for_lora
+from harness.retrieval.refresh import IndexRefresher, separate_passage_tower
+from harness.runner.assemble import build_pipeline, load_dataset, resolve
+from harness.store.layout import create_run_folder
+from harness.training.context import FitContext
+from harness.training.loop import unfreeze
 
 
 def run_once(cfg: RunConfig, mode: str | None, refresh_every: int, workdir: str) -> dict:

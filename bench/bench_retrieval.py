@@ -13,7 +13,7 @@ import torch
 from _machine import header
 
 from harness.plugins import datasets, load_plugins, models
-from harness.retrieval import build_or_load_index, encode_texts
+from harness.retrieval.index import build_or_load_index, encode_texts
 from harness.types import DatasetOptions, ModelOptions
 
 

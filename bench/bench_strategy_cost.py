@@ -26,9 +26,10 @@ from _machine import header  # noqa: E402
 
 from harness import plugins  # noqa: E402
 from harness.config import RunConfig  # noqa: E402
-from harness.context import FitContext  # noqa: E402
-from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve  # noqa: E402
-from harness.training import steps_per_run  # noqa: E402
+from harness.runner.assemble import build_pipeline, load_dataset, resolve  # noqa: E402
+from harness.store.layout import create_run_folder  # noqa: E402
+from harness.training.context import FitContext  # noqa: E402
+from harness.training.loop import steps_per_run  # noqa: E402
 
 STRATEGIES = ("indp", "rag_sequence", "rag_token", "two_phase")
 PAPER = {"indp": 1.0, "rag_sequence": 1.80, "rag_token": 1.80, "two_phase": 2.23}  # HotPotQA, Table 3

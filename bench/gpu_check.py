@@ -45,7 +45,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from harness.gpu import generator_dtype_name, mfu, peak_flops, probe  # noqa: E402
+from harness.runtime.gpu import generator_dtype_name, mfu, peak_flops, probe  # noqa: E402
 
 ARCH = Path(os.environ.get("GPU_CHECK_ARCH", ROOT / ".gpucheck" / "models"))  # bench/gpu_check_prepare.py writes it
 
@@ -147,9 +147,9 @@ def load_data(args):
 
 # -- search -----------------------------------------------------------------------------------------
 def search(device: str, emb: str, dataset, smoke: bool) -> dict:
-    from harness.gpu_index import TorchFlatSearch, cuda_devices
-    from harness.model_loading import load_sentence_transformer
-    from harness.retrieval import IndexParams, PassageIndex, encode_corpus, encode_texts
+    from harness.models.loading import load_sentence_transformer
+    from harness.retrieval.gpu_search import TorchFlatSearch, cuda_devices
+    from harness.retrieval.index import IndexParams, PassageIndex, encode_corpus, encode_texts
 
     out: dict = {"passages": len(dataset.corpus)}
     encoder = load_sentence_transformer(emb, device)
@@ -195,10 +195,10 @@ def search(device: str, emb: str, dataset, smoke: bool) -> dict:
 # -- training ----------------------------------------------------------------------------------------
 def training_prompts(device: str, emb: str, dataset, n: int) -> tuple[list[str], list[str]]:
     """ft_gen's prompts: the question with the top-5 passages of the (frozen) retriever, and the gold answers."""
-    from harness.generation import Generator
-    from harness.model_loading import load_sentence_transformer
+    from harness.models.generation import Generator
+    from harness.models.loading import load_sentence_transformer
     from harness.pipeline import RagPipeline
-    from harness.retrieval import IndexParams, PassageIndex, encode_corpus
+    from harness.retrieval.index import IndexParams, PassageIndex, encode_corpus
 
     encoder = load_sentence_transformer(emb, device)
     index = PassageIndex.build(encode_corpus(encoder, dataset.corpus, batch_size=256), IndexParams(device=device))
@@ -216,8 +216,8 @@ def load_variant(variant: str, gen: str, device: str):
     """(Generator, autocast dtype or None) for one training variant."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.generation import Generator
-    from harness.model_loading import load_causal_lm
+    from harness.models.generation import Generator
+    from harness.models.loading import load_causal_lm
 
     if variant == "qlora_nf4_bf16":
         return Generator(*load_causal_lm(gen, device, "4bit")), None
@@ -234,9 +234,9 @@ def load_variant(variant: str, gen: str, device: str):
 def train_variant(variant: str, gen: str, device: str, prompts, answers, steps: int, batch: int) -> dict:
     """ft_gen's loop (harness building blocks) for `steps` steps; per-step loss, seconds, tokens, FLOPs."""
     from harness.builtins.strategies.ft_gen import answer_nll
-    from harness.flops import FlopCounter
-    from harness.lora import add_lora
-    from harness.training import generator_token_count, linear_schedule, trainable
+    from harness.models.lora import add_lora
+    from harness.training.flops import FlopCounter
+    from harness.training.loop import generator_token_count, linear_schedule, trainable
 
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -303,9 +303,9 @@ def training(device: str, gen: str, emb: str, dataset, smoke: bool) -> dict:
 
 # -- evaluation ---------------------------------------------------------------------------------------
 def evaluation(device: str, gen: str, emb: str, dataset, smoke: bool) -> dict:
-    from harness.generation import Generator
-    from harness.gpu import DecoderShape, sequence_bytes
-    from harness.model_loading import load_causal_lm
+    from harness.models.generation import Generator
+    from harness.models.loading import load_causal_lm
+    from harness.runtime.gpu import DecoderShape, sequence_bytes
 
     prompts, _ = training_prompts(device, emb, dataset, 16 if smoke else 256)
     generator = Generator(*load_causal_lm(gen, device))
@@ -333,7 +333,7 @@ def evaluation(device: str, gen: str, emb: str, dataset, smoke: bool) -> dict:
 
 # -- the real CLI ----------------------------------------------------------------------------------------
 def cli_runs(device: str, gen: str, emb: str, args, work: Path) -> dict:
-    from harness.store import Store
+    from harness.store.db import Store
 
     db = work / "check.duckdb"
     env = {**os.environ, "HARNESS_DB": str(db), "HARNESS_CACHE": str(work / "cache"),

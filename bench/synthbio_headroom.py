@@ -14,7 +14,7 @@ import numpy as np
 
 from harness import plugins
 from harness.metrics import answer_hit, passage_hit
-from harness.retrieval import build_or_load_index, encode_texts
+from harness.retrieval.index import build_or_load_index, encode_texts
 from harness.types import DatasetOptions, ModelOptions
 
 

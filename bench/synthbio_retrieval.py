@@ -23,12 +23,13 @@ import numpy as np
 from harness import plugins
 from harness.builtins.strategies.ft_embed import DEFAULT_BATCH, DEFAULT_EMBED_LR, EmbedOptions, train_embedder
 from harness.config import RunConfig
-from harness.context import FitContext
-from harness.generation import Generator
 from harness.metrics import bootstrap_interval, paired_bootstrap, passage_hit
+from harness.models.generation import Generator
 from harness.pipeline import RagPipeline
-from harness.retrieval import build_or_load_index, encode_texts
-from harness.runner import configure_torch, create_run_folder
+from harness.retrieval.index import build_or_load_index, encode_texts
+from harness.runner.assemble import configure_torch
+from harness.store.layout import create_run_folder
+from harness.training.context import FitContext
 from harness.types import DatasetOptions, ModelOptions
 
 

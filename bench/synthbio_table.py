@@ -28,8 +28,8 @@ import json
 import math
 import statistics
 
-from harness.leaderboard import grid_cell, ranking
-from harness.store import Store
+from harness.results.leaderboard import grid_cell, ranking
+from harness.store.db import Store
 
 COLUMNS = ("em", "f1", "recall@5", "answer_recall@5")
 

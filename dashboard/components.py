@@ -8,7 +8,7 @@ import streamlit as st
 
 from harness.dashboard import data
 from harness.metrics import metric_info
-from harness.migrations import latest_migration
+from harness.store.migrations import latest_migration
 
 RETRY_SECONDS = 2.0
 RUN_PAGE = "app_pages/run.py"

@@ -26,7 +26,8 @@ import pandas as pd
 import streamlit as st
 
 from harness.errors import UserError
-from harness.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_KEYS, TIE_ALPHA: the pages read them here
+from harness.metrics import paired_bootstrap
+from harness.results.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_KEYS, TIE_ALPHA: the pages read them here
     COSTS,
     IDENTITY,
     QUALITY,
@@ -39,10 +40,9 @@ from harness.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_KEYS, TIE
     pareto_front,
     ranking,
 )
-from harness.metrics import paired_bootstrap
-from harness.migrations import MIGRATIONS, latest_migration
-from harness.runfolder import effective_status
-from harness.store import DEFAULT_DB, connect_with_retry
+from harness.store.db import DEFAULT_DB, connect_with_retry
+from harness.store.folder import effective_status
+from harness.store.migrations import MIGRATIONS, latest_migration
 
 TTL_SECONDS = 5
 LOCK_WAIT_SECONDS = 1.5

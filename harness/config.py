@@ -15,15 +15,18 @@ from typing import Any
 
 import platformdirs
 
-from harness import __version__
 from harness.env import folder_from_env
 from harness.errors import UserError
+from harness.version import __version__
 
 INDEX_KINDS = ("flat", "hnsw", "ivfpq")
 INDEX_DEVICES = ("cpu", "cuda")
 QUANTIZE_CHOICES = ("4bit", "none")
 SPLITS = ("train", "dev", "test")
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes 0..2**32-1
+# the learning rates `harness grid --lr-grid NAME` searches (Lawton et al. 2025, §2.5: 1e-8 ... 1e-4)
+PAPER_GRID = (1e-8, 3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
+LR_GRIDS = {"paper": PAPER_GRID}
 FLOAT_EXAMPLES = {"embed_lr": ", e.g. 1e-5", "gen_lr": ", e.g. 1e-5", "max_train_flops": " (e.g. 3e13)",
                   "peak_tflops": " (e.g. 989 for an H100's bf16)"}
 
@@ -121,8 +124,16 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_stored(cls, config: dict | str) -> RunConfig:
+        """A stored config (a dict, or JSON as the store holds it) as a RunConfig; keys this version of the
+        harness does not know are dropped."""
+        config = json.loads(config) if isinstance(config, str) else dict(config)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in known})
+
     def run_key(self) -> str:
-        """Same resolved config + same code version = same key (DESIGN.md §10)."""
+        """Same resolved config + same code version = same key (docs/architecture.md#4-configuration-and-run-keys)."""
         payload = json.dumps({"config": self.to_dict(), "code": code_version()}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 

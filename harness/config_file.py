@@ -27,7 +27,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from harness.config import RunConfig
+from harness.config import LR_GRIDS, RunConfig
 from harness.errors import UserError
 from harness.strategy import strategy_options_class
 
@@ -191,8 +191,6 @@ def load_run_file(path: str | Path, extra_types: dict[str, str] | None = None) -
 
 def load_grid_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(RunConfig values, grid values) of a grid file; `embed_lr`/`gen_lr` there are lists of rates to search."""
-    from harness.grid import LR_GRIDS
-
     path = Path(path)
     values = load_run_file(path, GRID_KEYS)
     grid = {key: values.pop(key) for key in list(values) if key in GRID_KEYS}

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.distributed import gather_in_order, shard
 from harness.metrics import answer_hit, bootstrap_interval, exact_match, f1_score, passage_hit
 from harness.pipeline import RagPipeline
-from harness.progress import progress
+from harness.runtime.distributed import gather_in_order, shard
+from harness.runtime.progress import progress
 from harness.types import RagExample
 
 

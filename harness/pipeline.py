@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.generation import Generator
-from harness.retrieval import PassageIndex, encode_texts
+from harness.models.generation import Generator
+from harness.retrieval.index import PassageIndex, encode_texts
 from harness.types import Corpus, Passage
 
 

@@ -189,3 +189,11 @@ def datasets() -> Registry:
     reg = Registry("dataset")
     _collect("register_datasets", {"dataset": reg}, lambda spec: ("dataset", spec.name))
     return reg
+
+
+def executors() -> Registry:
+    """Every grid executor class a plugin registered (`register_executors`); harness/grid/executors.py adds
+    the core's `local`."""
+    reg = Registry("executor")
+    _collect("register_executors", {"executor": reg}, lambda cls: ("executor", cls.name))
+    return reg

@@ -25,13 +25,15 @@ starts (`resolve_defaults`), so a stored run records the learning rates and batc
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from harness.config import RunConfig
+from harness.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.context import FitContext
+    from harness.training.context import FitContext
 
 LR_NAMES = ("embed_lr", "gen_lr")
 DEFAULT_BATCH_SIZE = 4  # the harness's training batch when neither the user nor the strategy chooses one
@@ -99,3 +101,45 @@ def resolve_defaults(cfg: RunConfig, cls: Strategy, options: Any) -> RunConfig:
     if cfg.batch_size is None and "batch_size" not in values:
         values["batch_size"] = DEFAULT_BATCH_SIZE
     return dataclasses.replace(cfg, **values)
+
+
+def parse_strategy_options(strategy_cls: Any, pairs: dict[str, Any]) -> Any:
+    """Build the strategy's `Options` dataclass from `--set key=value` pairs, coercing to field types."""
+    options_cls = strategy_options_class(strategy_cls)
+    if options_cls is None:
+        if pairs:
+            raise UserError(f"strategy '{strategy_cls.name}' takes no options (--set); got {sorted(pairs)}")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(options_cls)}
+    values = {}
+    for key, raw in pairs.items():
+        if key not in fields:
+            raise UserError(f"strategy '{strategy_cls.name}' has no option '{key}'; options: {', '.join(fields)}")
+        values[key] = _coerce(raw, fields[key], strategy_cls.name)
+    try:
+        return options_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"strategy '{strategy_cls.name}' options: {exc}") from None
+
+
+def _coerce(raw: Any, f: dataclasses.Field, strategy: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind.startswith("bool"):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
+    except ValueError:
+        what = "a finite float" if kind.startswith("float") else kind
+        raise UserError(f"strategy '{strategy}' option '{f.name}' (--set) must be {what}, got '{raw}'") from None
+    return raw
+

@@ -109,7 +109,7 @@ def tiny_run_args(data_dir: Path, strategy: str = "no_ft", *extra: str) -> list[
 
 @pytest.fixture
 def store(tmp_path):
-    from harness.store import Store
+    from harness.store.db import Store
 
     return Store(str(tmp_path / "harness.duckdb"), lock_timeout=2.0)
 

@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "writing-a-strategy.md"

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli
 
 
@@ -29,7 +29,7 @@ def test_no_ft_on_the_packaged_default(capsys):
 def test_default_corpus_vectors_ship_with_the_package(capsys):
     """A first run on the default takes MiniLM's vectors of the 12,324 passages from the package, checked."""
     from harness import plugins
-    from harness.retrieval import build_or_load_index
+    from harness.retrieval.index import build_or_load_index
     from harness.types import DatasetOptions, ModelOptions
 
     plugins.load_plugins()

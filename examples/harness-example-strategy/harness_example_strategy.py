@@ -14,9 +14,8 @@ Evaluation is the harness's: top-k retrieved passages, concatenated, greedy deco
 
 from dataclasses import dataclass, field
 
-from harness.artifacts import save_adapter
-from harness.hookspecs import hookimpl
-from harness.lora import prepare_generator_for_lora
+from harness import hookimpl
+from harness.models import prepare_generator_for_lora
 from harness.training import (
     StepMeter,
     epoch_batches,
@@ -24,6 +23,7 @@ from harness.training import (
     gold_answer,
     gold_passage,
     linear_schedule,
+    save_adapter,
     steps_per_run,
     trainable,
 )

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
+from harness import UserError, hookimpl
 
 
 def app_path() -> Path:

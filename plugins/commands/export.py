@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
+from harness import UserError, hookimpl
 
 
 def export_to_trackers(record, names: list[str]) -> list[str]:
     """Log `record` to each named tracker now (errors are raised, not warned); lines saying where it went."""
-    from harness.tracking import enable_trackers
+    from harness.results import enable_trackers
 
     enable_trackers(names)
     lines = []
@@ -48,12 +47,12 @@ def register_commands(cli):
           huggingface-cli upload my-name/smollm2-ft-gen hub/3f2a9c/adapter .
           harness export 3f2a9c --track mlflow --track wandb
         """
-        from harness.export import copy_artifacts, load_run_record, write_run_files
-        from harness.store import Store
+        from harness.cli.common import open_store
+        from harness.results import copy_artifacts, load_run_record, write_run_files
 
         if not (to_dir or adapter_dir or track):
             raise UserError("export needs --to DIR, --adapter DIR or --track TRACKER (see `harness export --help`)")
-        record = load_run_record(Store(ctx.obj["db"]), run_id)
+        record = load_run_record(open_store(ctx), run_id)
         if to_dir:
             files = write_run_files(record, Path(to_dir))
             click.echo(f"run {record.id}: {', '.join(f.name for f in files)} in {Path(to_dir).resolve()}")

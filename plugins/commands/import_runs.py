@@ -12,10 +12,9 @@ from pathlib import Path
 
 import click
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.runfolder import read_finished, run_folders_under
-from harness.store import Store
+from harness import UserError, hookimpl
+from harness.cli.common import open_store
+from harness.store import read_finished, run_folders_under
 
 
 def collect_finished(paths: list[str]) -> tuple[list, int]:
@@ -49,7 +48,7 @@ def register_commands(cli):
           harness import /shared/alice/harness-runs     # merge another person's runs into this leaderboard
         """
         runs, skipped = collect_finished(list(folders))
-        store = Store(ctx.obj["db"])
+        store = open_store(ctx)
         imported, present = store.import_runs(runs)
         by_status: dict[str, int] = {}
         for run in runs:

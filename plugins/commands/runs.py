@@ -9,8 +9,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from harness.hookspecs import hookimpl
-from harness.store import Store
+from harness import hookimpl
 
 STATUSES = ("finished", "failed", "interrupted", "running")
 
@@ -28,9 +27,9 @@ def register_commands(cli):
           harness runs
           harness runs --status failed
         """
-        from harness.cli import console
+        from harness.cli.common import console, open_store
 
-        store = Store(ctx.obj["db"])
+        store = open_store(ctx)
         rows = store.runs(status)
         if not rows:
             console.print(f"no {status + ' ' if status else ''}runs in {store.path}")

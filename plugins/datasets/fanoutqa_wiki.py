@@ -14,11 +14,18 @@ import json
 from functools import cache
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.metrics import normalize_answer
-from harness.splits import apply_limit, chunk_document, stable_split, validate_dataset
-from harness.types import Corpus, DatasetOptions, DatasetSpec, ModelOptions, Passage, RagDataset, RagExample
+from harness import (
+    Corpus,
+    DatasetOptions,
+    DatasetSpec,
+    ModelOptions,
+    Passage,
+    RagDataset,
+    RagExample,
+    UserError,
+    hookimpl,
+)
+from harness.data import apply_limit, chunk_document, normalize_answer, stable_split, validate_dataset
 
 SHIPPED_VECTORS = Path(__file__).parent / "shipped_vectors"
 

@@ -20,11 +20,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.rows import UpstreamSplit, require_id, require_str, split_files, upstream_rows
-from harness.splits import train_dev_test, validate_dataset
-from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
+from harness import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample, UserError, hookimpl
+from harness.data import (
+    UpstreamSplit,
+    require_id,
+    require_str,
+    split_files,
+    train_dev_test,
+    upstream_rows,
+    validate_dataset,
+)
 
 HUB_ID = "hotpotqa/hotpot_qa"
 SOURCES = {
@@ -119,7 +124,7 @@ def load(options: DatasetOptions) -> RagDataset:
 
 
 def load_wiki(options: DatasetOptions) -> RagDataset:
-    from harness.corpus import load_wikipedia_corpus
+    from harness.data import load_wikipedia_corpus
 
     splits, _, passages = read_questions("hotpotqa_wiki", options.data_dir)
     train, dev, test = train_dev_test(splits["train"], splits["validation"], options.limit)

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.rows import read_jsonl, require_id, require_str, require_str_list
-from harness.splits import apply_limit, validate_dataset
-from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
+from harness import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample, UserError, hookimpl
+from harness.data import apply_limit, read_jsonl, require_id, require_str, require_str_list, validate_dataset
 
 SPLITS = ("train", "dev", "test")
 

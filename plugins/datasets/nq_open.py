@@ -12,10 +12,16 @@ NQ-open.train.jsonl / NQ-open.dev.jsonl, next to the corpus.
 
 from __future__ import annotations
 
-from harness.hookspecs import hookimpl
-from harness.rows import UpstreamSplit, require_answers, require_str, split_files, upstream_rows
-from harness.splits import train_dev_test, validate_dataset
-from harness.types import DatasetOptions, DatasetSpec, RagDataset, RagExample
+from harness import DatasetOptions, DatasetSpec, RagDataset, RagExample, hookimpl
+from harness.data import (
+    UpstreamSplit,
+    require_answers,
+    require_str,
+    split_files,
+    train_dev_test,
+    upstream_rows,
+    validate_dataset,
+)
 
 HUB_ID = "google-research-datasets/nq_open"
 SOURCES = {
@@ -34,7 +40,7 @@ def read_split(name: str, data_dir: str | None) -> list[RagExample]:
 
 
 def load(options: DatasetOptions) -> RagDataset:
-    from harness.corpus import load_wikipedia_corpus
+    from harness.data import load_wikipedia_corpus
 
     train, dev, test = train_dev_test(read_split("train", options.data_dir), read_split("validation", options.data_dir),
                                       options.limit)

@@ -18,11 +18,18 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.rows import UpstreamSplit, require_answers, require_id, require_str, split_files, upstream_rows
-from harness.splits import apply_limit, stable_split, validate_dataset
-from harness.types import DatasetOptions, DatasetSpec, RagDataset, RagExample
+from harness import DatasetOptions, DatasetSpec, RagDataset, RagExample, UserError, hookimpl
+from harness.data import (
+    UpstreamSplit,
+    apply_limit,
+    require_answers,
+    require_id,
+    require_str,
+    split_files,
+    stable_split,
+    upstream_rows,
+    validate_dataset,
+)
 
 HUB_ID = "akariasai/PopQA"
 SOURCE = UpstreamSplit(HUB_ID, None, "test", split_files("test", (), ("popQA.tsv", "data/popQA.tsv")))
@@ -49,7 +56,7 @@ def parse_row(row: dict, where: str) -> tuple[RagExample, str]:
 
 
 def load(options: DatasetOptions) -> RagDataset:
-    from harness.corpus import load_wikipedia_corpus
+    from harness.data import load_wikipedia_corpus
 
     parsed = [parse_row(row, where) for where, row in upstream_rows("popqa", SOURCE, options.data_dir)]
     subject_of = {ex.id: title for ex, title in parsed}

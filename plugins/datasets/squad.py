@@ -16,11 +16,18 @@ import hashlib
 import re
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.rows import UpstreamSplit, require_dict, require_id, require_str, split_files, upstream_rows
-from harness.splits import chunk_words, train_dev_test, validate_dataset
-from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
+from harness import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample, UserError, hookimpl
+from harness.data import (
+    UpstreamSplit,
+    chunk_words,
+    require_dict,
+    require_id,
+    require_str,
+    split_files,
+    train_dev_test,
+    upstream_rows,
+    validate_dataset,
+)
 
 HUB_ID = "rajpurkar/squad"
 MAX_WORDS = 100

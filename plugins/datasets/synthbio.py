@@ -39,11 +39,8 @@ import random
 from dataclasses import asdict, dataclass
 from functools import cache
 
-from harness.config import cache_dir
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.splits import apply_limit, validate_dataset
-from harness.types import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample
+from harness import Corpus, DatasetOptions, DatasetSpec, Passage, RagDataset, RagExample, UserError, cache_dir, hookimpl
+from harness.data import apply_limit, validate_dataset
 
 GENERATOR_VERSION = 2  # bump when the generated text changes: it is part of the cache key
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "employer")

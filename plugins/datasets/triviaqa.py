@@ -18,19 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.rows import (
+from harness import DatasetOptions, DatasetSpec, RagDataset, RagExample, UserError, hookimpl
+from harness.data import (
     UpstreamSplit,
     require_answers,
     require_dict,
     require_id,
     require_str,
     split_files,
+    train_dev_test,
     upstream_rows,
+    validate_dataset,
 )
-from harness.splits import train_dev_test, validate_dataset
-from harness.types import DatasetOptions, DatasetSpec, RagDataset, RagExample
 
 HUB_ID = "mandarjoshi/trivia_qa"
 ORIGINAL_FILES = {  # the release's own JSON, per config and upstream split
@@ -83,7 +82,7 @@ def read_split(dataset: str, config: str, split: str, data_dir: str | None) -> l
 
 def loader(dataset: str, config: str):
     def load(options: DatasetOptions) -> RagDataset:
-        from harness.corpus import load_wikipedia_corpus
+        from harness.data import load_wikipedia_corpus
 
         train = read_split(dataset, config, "train", options.data_dir)
         validation = read_split(dataset, config, "validation", options.data_dir)

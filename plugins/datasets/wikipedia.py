@@ -15,17 +15,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.hookspecs import hookimpl
-from harness.splits import apply_limit, validate_dataset
-from harness.types import DatasetOptions, DatasetSpec, RagDataset
+from harness import DatasetOptions, DatasetSpec, RagDataset, UserError, hookimpl
+from harness.data import apply_limit, validate_dataset
 
 SPLITS = ("train", "dev", "test")
 
 
 def load(options: DatasetOptions) -> RagDataset:
     from harness.builtins.datasets.local import read_examples
-    from harness.corpus import WIKIPEDIA_HUB_ID, load_wikipedia_corpus
+    from harness.data import WIKIPEDIA_HUB_ID, load_wikipedia_corpus
 
     if not options.data_dir:
         raise UserError(

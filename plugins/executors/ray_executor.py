@@ -7,9 +7,10 @@ import os
 import socket
 from collections.abc import Iterator
 
-from harness.errors import UserError
-from harness.executors import ExecutorOptions, import_engine, run_cell
-from harness.hookspecs import hookimpl
+import click
+
+from harness import UserError, hookimpl
+from harness.grid import ExecutorOptions, import_engine, run_cell_folder
 
 FORWARDED_ENV = ("PYTHONPATH", "HARNESS_CACHE", "HARNESS_THREADS", "HARNESS_HEARTBEAT_SECONDS", "HF_HUB_OFFLINE",
                  "TRANSFORMERS_OFFLINE", "HARNESS_LOAD_PLUGINS", "TOKENIZERS_PARALLELISM")
@@ -17,16 +18,19 @@ FORWARDED_ENV = ("PYTHONPATH", "HARNESS_CACHE", "HARNESS_THREADS", "HARNESS_HEAR
 
 class RayExecutor:
     name = "ray"
+    options = [click.Option(["--ray-address"], default=None,
+                            help="a running Ray cluster (e.g. auto); default: start a local one")]
 
     def run(self, folders: list[str], options: ExecutorOptions) -> Iterator[tuple[str, str | None]]:
         ray = import_engine("ray", "ray")
         if not ray.is_initialized():
-            check_reachable(options.ray_address)
+            address = options.value(self, "ray_address")
+            check_reachable(address)
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-            ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": env}, **({} if options.ray_address else {"num_cpus": os.cpu_count()}))
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": env}, **({} if address else {"num_cpus": os.cpu_count()}))
         task = ray.remote(num_cpus=options.cell_cpus, num_gpus=options.cell_gpus,
-                          max_retries=options.max_retries)(run_cell)
+                          max_retries=options.max_retries)(run_cell_folder)
         pending = {task.remote(folder, options.plugins_dir): folder for folder in folders}
         while pending:
             [done], _ = ray.wait(list(pending), num_returns=1)

@@ -6,9 +6,8 @@ holding them). Loading is safetensors-only with `trust_remote_code` off.
 
 from pathlib import Path
 
-from harness.hookspecs import hookimpl
-from harness.model_loading import load_causal_lm, load_sentence_transformer
-from harness.types import EmbedderSpec, GeneratorSpec
+from harness import EmbedderSpec, GeneratorSpec, hookimpl
+from harness.models import load_causal_lm, load_sentence_transformer
 
 PAPER_EMBEDDERS = {"mpnet": "sentence-transformers/all-mpnet-base-v2"}
 PAPER_GENERATORS = {

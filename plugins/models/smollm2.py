@@ -7,12 +7,10 @@ or damaged one is rebuilt, and a line says so.
 
 from pathlib import Path
 
-from harness import cache_entries
-from harness.config import cache_dir
-from harness.hookspecs import hookimpl
-from harness.model_loading import load_causal_lm, package_dir
-from harness.progress import phase
-from harness.types import GeneratorSpec, ModelOptions
+from harness import GeneratorSpec, ModelOptions, cache_dir, hookimpl
+from harness.models import load_causal_lm, package_dir
+from harness.runtime import cache as cache_entries
+from harness.runtime import phase
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same weights on the hub: saved adapters name it as their base

@@ -10,11 +10,9 @@ import shutil
 import string
 from pathlib import Path
 
-from harness import cache_entries
-from harness.config import cache_dir
-from harness.hookspecs import hookimpl
-from harness.model_loading import load_causal_lm, load_sentence_transformer
-from harness.types import EmbedderSpec, GeneratorSpec
+from harness import EmbedderSpec, GeneratorSpec, cache_dir, hookimpl
+from harness.models import load_causal_lm, load_sentence_transformer
+from harness.runtime import cache as cache_entries
 
 VERSION = "v1"
 _TRAINING_TEXT = (

@@ -43,16 +43,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.artifacts import save_embedder
-from harness.hookspecs import hookimpl
-from harness.likelihoods import indexed_passage_vectors
-from harness.retrieval import encode_with_grad
+from harness import hookimpl
 from harness.training import (
     StepMeter,
+    encode_with_grad,
     encoder_token_count,
     epoch_batches,
     gold_passage,
+    indexed_passage_vectors,
     linear_schedule,
+    save_embedder,
     steps_per_run,
     unfreeze,
 )

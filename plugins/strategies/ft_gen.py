@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.artifacts import save_adapter
-from harness.hookspecs import hookimpl
-from harness.likelihoods import retrieve_rows
-from harness.lora import prepare_generator_for_lora
+from harness import hookimpl
 from harness.training import (
     StepMeter,
     backward_in_chunks,
@@ -37,6 +34,9 @@ from harness.training import (
     generator_token_count,
     gold_answer,
     linear_schedule,
+    prepare_generator_for_lora,
+    retrieve_rows,
+    save_adapter,
     steps_per_run,
     trainable,
 )

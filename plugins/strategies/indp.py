@@ -21,7 +21,7 @@ Defaults are ft_embed's (lr 1e-5, batch 8) and ft_gen's (lr 1e-3, --batch-size),
 
 from dataclasses import dataclass
 
-from harness.artifacts import save_adapter
+from harness import DEFAULT_BATCH_SIZE, hookimpl
 from harness.builtins.strategies.ft_embed import (
     DEFAULT_EMBED_LR,
     EmbedOptions,
@@ -31,9 +31,7 @@ from harness.builtins.strategies.ft_embed import (
 )
 from harness.builtins.strategies.ft_gen import DEFAULT_GEN_LR, train_generator
 from harness.builtins.strategies.rag_token import LAWTON
-from harness.hookspecs import hookimpl
-from harness.lora import prepare_generator_for_lora
-from harness.strategy import DEFAULT_BATCH_SIZE
+from harness.training import prepare_generator_for_lora, save_adapter
 
 
 class Independent:

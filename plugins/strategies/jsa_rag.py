@@ -52,19 +52,25 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from harness.artifacts import save_adapter, save_embedder, save_passage_tower
-from harness.hookspecs import hookimpl
-from harness.likelihoods import indexed_passage_vectors, passage_vectors_with_grad, retrieve_rows
-from harness.lora import prepare_generator_for_lora
-from harness.refresh import REFRESH_MODES, IndexRefresher, separate_passage_tower
-from harness.retrieval import encode_with_grad
+from harness import hookimpl
 from harness.training import (
+    REFRESH_MODES,
+    IndexRefresher,
     StepMeter,
+    encode_with_grad,
     encoder_token_count,
     epoch_batches,
     generator_token_count,
     gold_answer,
+    indexed_passage_vectors,
     linear_schedule,
+    passage_vectors_with_grad,
+    prepare_generator_for_lora,
+    retrieve_rows,
+    save_adapter,
+    save_embedder,
+    save_passage_tower,
+    separate_passage_tower,
     steps_per_run,
     unfreeze,
 )

@@ -3,7 +3,7 @@
 Lawton et al. (2025), Table 3 row "No Ft.".
 """
 
-from harness.hookspecs import hookimpl
+from harness import hookimpl
 
 
 class NoFineTuning:

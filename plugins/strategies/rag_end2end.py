@@ -52,14 +52,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.artifacts import save_adapter, save_embedder, save_passage_tower
+from harness import hookimpl
 from harness.builtins.strategies.rag_sequence import rag_sequence_loss
 from harness.builtins.strategies.rag_token import rag_token_loss
-from harness.hookspecs import hookimpl
-from harness.likelihoods import passage_answer_log_probs, passage_vectors_with_grad, retrieval_log_probs, retrieve_rows
-from harness.lora import prepare_generator_for_lora
-from harness.refresh import REFRESH_MODES, IndexRefresher, separate_passage_tower
 from harness.training import (
+    REFRESH_MODES,
+    IndexRefresher,
     StepMeter,
     backward_in_chunks,
     effective_k,
@@ -68,6 +66,15 @@ from harness.training import (
     generator_token_count,
     gold_answer,
     linear_schedule,
+    passage_answer_log_probs,
+    passage_vectors_with_grad,
+    prepare_generator_for_lora,
+    retrieval_log_probs,
+    retrieve_rows,
+    save_adapter,
+    save_embedder,
+    save_passage_tower,
+    separate_passage_tower,
     steps_per_run,
     unfreeze,
 )

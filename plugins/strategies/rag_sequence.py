@@ -20,6 +20,7 @@ with grad, 3) per-passage answer likelihoods (B, k, T), 4) this loss, 5) one Ada
 
 import torch
 
+from harness import hookimpl
 from harness.builtins.strategies.rag_token import (
     DEFAULT_EMBED_LR,
     DEFAULT_GEN_LR,
@@ -28,7 +29,6 @@ from harness.builtins.strategies.rag_token import (
     RagOptions,
     fit_jointly,
 )
-from harness.hookspecs import hookimpl
 
 
 def rag_sequence_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -34,10 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.artifacts import save_adapter, save_embedder
-from harness.hookspecs import hookimpl
-from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieval_log_probs, retrieve_rows
-from harness.lora import prepare_generator_for_lora
+from harness import hookimpl
 from harness.training import (
     StepMeter,
     backward_in_chunks,
@@ -46,7 +43,14 @@ from harness.training import (
     epoch_batches,
     generator_token_count,
     gold_answer,
+    indexed_passage_vectors,
     linear_schedule,
+    passage_answer_log_probs,
+    prepare_generator_for_lora,
+    retrieval_log_probs,
+    retrieve_rows,
+    save_adapter,
+    save_embedder,
     steps_per_run,
     trainable,
     unfreeze,

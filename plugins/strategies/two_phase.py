@@ -21,7 +21,7 @@ Defaults as rag_token: gen lr 1e-3, embed lr 1e-6 (rag_token.py and ft_gen.py sa
 
 from dataclasses import dataclass, field
 
-from harness.artifacts import save_adapter, save_embedder
+from harness import hookimpl
 from harness.builtins.strategies.rag_token import (
     DEFAULT_EMBED_LR,
     DEFAULT_GEN_LR,
@@ -31,9 +31,7 @@ from harness.builtins.strategies.rag_token import (
     rag_token_loss,
     train_rag,
 )
-from harness.hookspecs import hookimpl
-from harness.lora import prepare_generator_for_lora
-from harness.training import freeze, unfreeze
+from harness.training import freeze, prepare_generator_for_lora, save_adapter, save_embedder, unfreeze
 
 
 class TwoPhase:

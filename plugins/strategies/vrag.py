@@ -30,22 +30,25 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.artifacts import save_adapter, save_embedder
+from harness import hookimpl
 from harness.builtins.strategies.jsa_rag import CITATION as JSA_CITATION
 from harness.builtins.strategies.jsa_rag import make_posterior_retriever, posterior_text
-from harness.hookspecs import hookimpl
-from harness.likelihoods import indexed_passage_vectors, passage_answer_log_probs, retrieve_rows
-from harness.lora import prepare_generator_for_lora
-from harness.retrieval import encode_with_grad
 from harness.training import (
     StepMeter,
     backward_in_chunks,
     effective_k,
+    encode_with_grad,
     encoder_token_count,
     epoch_batches,
     generator_token_count,
     gold_answer,
+    indexed_passage_vectors,
     linear_schedule,
+    passage_answer_log_probs,
+    prepare_generator_for_lora,
+    retrieve_rows,
+    save_adapter,
+    save_embedder,
     steps_per_run,
     unfreeze,
 )

@@ -18,10 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.export import RunRecord, load_run_record, write_run_files
-from harness.hookspecs import hookimpl
+from harness import hookimpl
+from harness.results import (
+    RunRecord,
+    final_metrics,
+    flat_params,
+    is_enabled,
+    load_run_record,
+    steps_by_step,
+    tracker_failure_warning,
+    write_run_files,
+)
 from harness.store import Store
-from harness.tracking import final_metrics, flat_params, is_enabled, steps_by_step, tracker_failure_warning
 
 EXPERIMENT = "rag-harness"
 

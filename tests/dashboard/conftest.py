@@ -20,7 +20,7 @@ import pytest
 
 from harness import dashboard
 from harness.evaluation import summarize
-from harness.store import Store
+from harness.store.db import Store
 
 APP = Path(dashboard.__file__).resolve().parent / "streamlit_app.py"
 SIZES = {"dev": 20, "test": 40}

@@ -84,7 +84,7 @@ def test_terminal_and_dashboard_list_the_same_rows_in_the_same_order(filled_db, 
 
 def test_a_single_run_row_carries_the_interval_its_run_page_shows(filled_db):
     """One bootstrap interval per run: the one computed when the run was evaluated (the run page's)."""
-    from harness.store import Store
+    from harness.store.db import Store
 
     board = data.leaderboard(str(filled_db)).to_dict("records")
     single = [r for r in board if r["seeds"] == 1]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from harness.evaluation import summarize
-from harness.store import Store
+from harness.store.db import Store
 from tests.dashboard.conftest import _config, _predictions, app_test, page_text
 
 # strategy -> EM accuracy at budgets 1e12, 1e13 and unbounded (spent FLOPs: the budget, 5e13 unbounded)

@@ -95,7 +95,7 @@ def test_silver_labelled_runs_say_so(filled_db):
     """A run trained on DPR's silver labels (--silver-labels N) shows silver@N; the others their dataset's."""
     import numpy as np
 
-    from harness.store import Store
+    from harness.store.db import Store
     from tests.dashboard.conftest import _config, _store_run
 
     config = {**_config("ft_embed", "popqa", "minilm", 1e-5, None, 0), "silver_labels": 20}

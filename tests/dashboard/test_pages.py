@@ -71,7 +71,7 @@ def test_run_page_shows_config_environment_curves_artifacts(filled_db, run_ids):
     em = quality.set_index("metric").loc["em"]
     assert em["direction"] == "higher is better" and em["test 95% CI"].startswith("[") and em["dev"] >= 0
     assert cost.set_index("metric").loc["fit_seconds", "direction"] == "lower is better"
-    from harness.store import Store
+    from harness.store.db import Store
 
     stored = Store(str(filled_db)).run_metrics(target)["cost"]["trained_tokens"]
     shown = cost.set_index("metric").loc["trained_tokens", "value"]

@@ -4,7 +4,7 @@ writer holding the lock. Never a traceback."""
 import duckdb
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli
 from tests.dashboard.conftest import app_test, page_text, writer_holding_lock
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from harness.artifacts import reevaluate
-from harness.store import Store
+from harness.runner.artifacts import reevaluate
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 HARNESS = str(Path(sys.executable).parent / "harness")
@@ -96,7 +96,7 @@ def two_runs(data: Path, tmp: Path):
 def finished_run_with_artifact(stored_path: str):
     """A finished ft_gen run whose adapter row names `stored_path` (made outside its folder when needed)."""
     def setup(data: Path, tmp: Path):
-        from harness.runfolder import folder_sha256
+        from harness.store.folder import folder_sha256
 
         outside = tmp / "elsewhere" / "adapter"
         outside.mkdir(parents=True)
@@ -113,7 +113,7 @@ def finished_run_with_artifact(stored_path: str):
 
 
 def pickled_artifact(data: Path, tmp: Path):
-    from harness.runfolder import folder_sha256
+    from harness.store.folder import folder_sha256
 
     run_dir = Path(os.environ["HARNESS_ARTIFACTS"]) / "run000" / "adapter"
     run_dir.mkdir(parents=True)

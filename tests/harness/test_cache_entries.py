@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import cache_entries, errors
-from harness.context import FitContext
-from harness.runfolder import RunFolder
+from harness import errors
+from harness.runtime import cache as cache_entries
+from harness.store.folder import RunFolder
+from harness.training.context import FitContext
 from tests.conftest import sigterm_inside_a_c_extension_import
 
 

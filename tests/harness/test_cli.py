@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 
@@ -147,7 +147,7 @@ def test_failing_strategy_is_stored_failed_and_named(clean_plugins, tiny_data, t
 
 def test_corpus_limit_keeps_first_passages_and_gold_ones(tiny_data, tiny_data_unlabelled):
     from harness.builtins.datasets.local import load
-    from harness.splits import limit_corpus
+    from harness.data.splits import limit_corpus
     from harness.types import DatasetOptions
 
     labelled = limit_corpus(load(DatasetOptions(data_dir=str(tiny_data), limit=1)), 2)

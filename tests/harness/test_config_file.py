@@ -8,7 +8,7 @@ import pytest
 
 from harness.config import RunConfig
 from harness.config_file import load_grid_file, load_run_file
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "configs"
@@ -34,8 +34,8 @@ def assert_one_line_error(capsys, *needles):
 @pytest.mark.parametrize("path", sorted(EXAMPLES.iterdir()), ids=lambda p: p.name)
 def test_every_example_config_parses_and_validates(path):
     from harness import plugins
-    from harness.grid import plan_grid
-    from harness.runner import resolve
+    from harness.grid.plan import plan_grid
+    from harness.runner.assemble import resolve
 
     plugins.load_plugins()
     if path.name.startswith("grid_"):

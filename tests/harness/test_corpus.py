@@ -7,7 +7,7 @@ import tracemalloc
 import pyarrow as pa
 import pytest
 
-from harness.corpus import ArrowCorpus, find_corpus_files, open_corpus_files
+from harness.data.corpus import ArrowCorpus, find_corpus_files, open_corpus_files
 from harness.errors import UserError
 from harness.types import Corpus, Passage
 

@@ -24,8 +24,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.artifacts import run_artifacts
-from harness.store import Store
+from harness.runner.artifacts import run_artifacts
+from harness.store.db import Store
 from tests.conftest import TINY_CORPUS, TINY_QUESTIONS, launch_failure, run_cli
 
 LOSS_TOLERANCE = 1e-5  # relative, per step
@@ -35,8 +35,8 @@ LOSS_TOLERANCE = 1e-5  # relative, per step
 # 1.5e-7 (ft_gen, indp), 0 for rag_sequence, two_phase, vrag, rag_end2end.
 WEIGHT_TOLERANCE = 1e-4
 NO_DROPOUT_PLUGIN = '''
-from harness.hookspecs import hookimpl
-from harness.model_loading import load_sentence_transformer
+from harness import hookimpl
+from harness.models import load_sentence_transformer
 from harness.types import EmbedderSpec
 from harness.builtins.models.tiny import tiny_embedder_dir
 
@@ -235,8 +235,8 @@ def test_sharded_corpus_encoding_equals_one_process(tmp_path):
     vectors equal a one-process encode (asserted to 1e-6; bit-identical here) and every query's top-k is the
     same."""
     from harness.builtins.models.tiny import tiny_embedder_dir
-    from harness.model_loading import load_sentence_transformer
-    from harness.retrieval import IndexParams, PassageIndex, build_or_load_index, encode_corpus, encode_texts
+    from harness.models.loading import load_sentence_transformer
+    from harness.retrieval.index import IndexParams, PassageIndex, build_or_load_index, encode_corpus, encode_texts
     from harness.types import Corpus, Passage
 
     passages = [Passage(f"p{i}", f"Topic {i % 7}", f"passage {i} says {i * 37 % 101} about topic {i % 7}.")

@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
-from harness.flops import FlopCounter, matmul_parameter_count, step_flops
-from harness.store import Store
-from harness.training import budget_horizon
+from harness.store.db import Store
+from harness.training.flops import FlopCounter, matmul_parameter_count, step_flops
+from harness.training.loop import budget_horizon
 from tests.conftest import run_cli, tiny_run_args
 
 

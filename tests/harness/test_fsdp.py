@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli
 from tests.harness.test_distributed import (
     check_stored_once_in_order,

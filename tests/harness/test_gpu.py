@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.errors import UserError
-from harness.gpu import (
+from harness.runtime.gpu import (
     DecoderShape,
     DeviceCaps,
     attention_implementation,
@@ -30,7 +30,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 def test_device_selection_without_cuda_is_the_cpu():
-    from harness.timing import pick_device
+    from harness.runtime.timing import pick_device
 
     if torch.cuda.is_available():
         assert pick_device() == "cuda" and probe("cuda").kind == "cuda"
@@ -111,7 +111,7 @@ def test_index_device_cuda_without_a_gpu_is_one_line_exit_2_from_the_real_cli(ti
                      "is False); use --index-device cpu"], result.stderr
     import os
 
-    from harness.store import Store
+    from harness.store.db import Store
 
     assert Store(os.environ["HARNESS_DB"]).query("SELECT id FROM runs") == []  # refused before anything is stored
 
@@ -149,8 +149,8 @@ def test_decoder_shape_from_a_real_config():
 
 def test_generation_batch_on_the_cpu_stays_eight():
     from harness.builtins.models.tiny import tiny_llama_dir
-    from harness.generation import Generator
-    from harness.model_loading import load_causal_lm
+    from harness.models.generation import Generator
+    from harness.models.loading import load_causal_lm
 
     generator = Generator(*load_causal_lm(str(tiny_llama_dir()), "cpu"))
     assert next(generator.model.parameters()).dtype == torch.float32
@@ -160,7 +160,7 @@ def test_generation_batch_on_the_cpu_stays_eight():
 def test_ft_gen_logs_mfu_from_the_step_flops_when_the_peak_is_given(tiny_data):
     import os
 
-    from harness.store import Store
+    from harness.store.db import Store
     from tests.conftest import run_cli
 
     assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--peak-tflops", "0.001")) == 0  # 1e9 FLOP/s
@@ -177,7 +177,7 @@ def test_ft_gen_logs_mfu_from_the_step_flops_when_the_peak_is_given(tiny_data):
 def test_no_mfu_on_the_cpu_without_a_peak(tiny_data):
     import os
 
-    from harness.store import Store
+    from harness.store.db import Store
     from tests.conftest import run_cli
 
     assert run_cli(tiny_run_args(tiny_data, "ft_gen")) == 0
@@ -188,9 +188,9 @@ def test_no_mfu_on_the_cpu_without_a_peak(tiny_data):
 
 def test_gradient_checkpointing_gives_the_same_lora_gradients():
     from harness.builtins.models.tiny import tiny_llama_dir
-    from harness.generation import Generator
-    from harness.lora import add_lora
-    from harness.model_loading import load_causal_lm
+    from harness.models.generation import Generator
+    from harness.models.loading import load_causal_lm
+    from harness.models.lora import add_lora
 
     grads, folder = [], str(tiny_llama_dir())  # built (seeded) before the loop: LoRA's init draws the same numbers
     for checkpointing in (False, True):
@@ -217,7 +217,7 @@ def test_quantize_none_and_new_options_reach_the_stored_config(tiny_data):
     import json
     import os
 
-    from harness.store import Store
+    from harness.store.db import Store
     from tests.conftest import run_cli
 
     args = tiny_run_args(tiny_data, "ft_gen", "--quantize", "none", "--gradient-checkpointing", "--peak-tflops", "0.05",
@@ -246,7 +246,7 @@ def test_bad_gpu_options_are_one_line_exit_2(tiny_data, capsys, bad, message):
 @cuda
 def test_generator_loads_in_bf16_with_sdpa_on_cuda():
     from harness.builtins.models.tiny import tiny_llama_dir
-    from harness.model_loading import load_causal_lm
+    from harness.models.loading import load_causal_lm
 
     model, _ = load_causal_lm(str(tiny_llama_dir()), "cuda")
     assert next(model.parameters()).device.type == "cuda"
@@ -257,8 +257,8 @@ def test_generator_loads_in_bf16_with_sdpa_on_cuda():
 @cuda
 def test_generation_batch_on_cuda_is_sized_by_memory():
     from harness.builtins.models.tiny import tiny_llama_dir
-    from harness.generation import Generator
-    from harness.model_loading import load_causal_lm
+    from harness.models.generation import Generator
+    from harness.models.loading import load_causal_lm
 
     generator = Generator(*load_causal_lm(str(tiny_llama_dir()), "cuda"))
     assert generator.batch_size_for(["a question"] * 3, 24) > 8  # a tiny model on any GPU fits more than 8
@@ -269,7 +269,7 @@ def test_generation_batch_on_cuda_is_sized_by_memory():
 def test_ft_gen_on_cuda_defaults_to_qlora_and_logs_mfu(tiny_data):
     import os
 
-    from harness.store import Store
+    from harness.store.db import Store
     from tests.conftest import run_cli
 
     assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--index-device", "cuda", "--peak-tflops", "100")) == 0

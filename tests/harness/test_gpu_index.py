@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.gpu_index import TorchFlatSearch
-from harness.retrieval import IndexParams, PassageIndex
+from harness.retrieval.gpu_search import TorchFlatSearch
+from harness.retrieval.index import IndexParams, PassageIndex
 from tests.harness.test_retrieval import clustered_vectors
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -48,7 +48,7 @@ def test_k_larger_than_a_shard_or_the_corpus_pads_like_faiss():
 
 
 def test_a_launched_process_searches_on_its_own_gpu(monkeypatch):
-    from harness.gpu_index import cuda_devices
+    from harness.retrieval.gpu_search import cuda_devices
 
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "2")

@@ -7,10 +7,11 @@ import os
 import pytest
 
 from harness import plugins
+from harness.config import PAPER_GRID
 from harness.errors import UserError
-from harness.grid import PAPER_GRID, parse_lr_list, plan_grid
+from harness.grid.plan import parse_lr_list, plan_grid
 from harness.hookspecs import hookimpl
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 
@@ -206,7 +207,7 @@ def test_grid_over_seeds_and_budgets_runs_every_cell_per_seed_and_budget(tiny_da
 
 
 def test_cell_metrics_are_the_mean_over_seeds():
-    from harness.grid import mean_metrics
+    from harness.grid.plan import mean_metrics
 
     merged = mean_metrics([{"dev": {"em": 10.0, "f1": 20.0}}, {"dev": {"em": 30.0}}])
     assert merged == {"dev": {"em": 20.0, "f1": 20.0}}

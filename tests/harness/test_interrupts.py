@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import tiny_run_args
 
 HARNESS = str(Path(sys.executable).parent / "harness")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.runfolder import STATUS_FILE, read_finished
-from harness.store import Store
+from harness.store.db import Store
+from harness.store.folder import STATUS_FILE, read_finished
 from tests.conftest import tiny_run_args
 
 ROOT = Path(__file__).resolve().parents[2]

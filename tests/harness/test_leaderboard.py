@@ -4,13 +4,7 @@ import json
 
 import numpy as np
 
-from harness.leaderboard import (
-    best_cells,
-    earlier_stage_options,
-    grid_cell,
-    latest_per_seed,
-    pareto_front,
-)
+from harness.results.leaderboard import best_cells, earlier_stage_options, grid_cell, latest_per_seed, pareto_front
 
 
 def run(run_id, seed=0, gen_lr=1e-5, strategy="ft_gen", dev_em=None, dev_f1=None, options=None):

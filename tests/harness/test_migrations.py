@@ -2,7 +2,7 @@
 
 import duckdb
 
-from harness.migrations import MIGRATIONS, applied_migrations, latest_migration, migrate
+from harness.store.migrations import MIGRATIONS, applied_migrations, latest_migration, migrate
 
 
 def columns(con, table):
@@ -24,7 +24,7 @@ def test_blank_database_gets_every_table(tmp_path):
 
 
 def test_run_folders_migration_makes_old_artifact_paths_relative(tmp_path):
-    from harness.migrations import m001_initial
+    from harness.store.migrations import m001_initial
 
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
     con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")

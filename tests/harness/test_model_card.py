@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, sigterm_inside_a_c_extension_import, tiny_run_args
 
 
@@ -21,15 +21,15 @@ def db() -> Store:
 
 def finished_run(tiny_data, strategy, *extra) -> tuple[dict, dict[str, Path]]:
     assert run_cli(tiny_run_args(tiny_data, strategy, *extra)) == 0
-    from harness.artifacts import run_artifacts
+    from harness.runner.artifacts import run_artifacts
 
     run = db().query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")[0]
     return run, run_artifacts(db(), run["id"])  # resolved inside the run's folder, sha256 checked
 
 
 def test_adapter_card_says_what_was_trained_how_and_how_well(tiny_data):
-    from harness.artifacts import run_artifacts
     from harness.builtins.strategies.ft_gen import CITATION
+    from harness.runner.artifacts import run_artifacts
 
     run, artifacts = finished_run(tiny_data, "ft_gen", "--gen-lr", "2e-3")
     card = (artifacts["adapter"] / "README.md").read_text()
@@ -71,7 +71,7 @@ def hub_named_tiny_llama(clean_plugins, tmp_path, monkeypatch):
     Hugging Face cache laid out as the hub client writes it (refs/main -> snapshots/<commit>/)."""
     from harness.builtins.models.tiny import tiny_llama_dir
     from harness.hookspecs import hookimpl
-    from harness.model_loading import load_causal_lm
+    from harness.models.loading import load_causal_lm
     from harness.types import GeneratorSpec
 
     class HubNamedTiny:
@@ -133,8 +133,9 @@ def test_a_card_failure_warns_but_a_signal_behind_it_ends_the_run(tmp_path, monk
     error (raised inside a C extension's import it reads `ImportError: initialization failed`) is not."""
     from types import SimpleNamespace
 
-    from harness import errors, model_card
-    from harness.runner import write_cards_or_warn
+    from harness import errors
+    from harness.runner import model_card
+    from harness.runner.lifecycle import write_cards_or_warn
 
     def cards_failing(*args):
         raise ImportError("initialization failed")

@@ -209,7 +209,7 @@ def test_hook_register_datasets(clean_plugins, tiny_data):
 def test_hook_register_executors(clean_plugins, tiny_data, capsys):
     """A plugin's executor is listed and used by `harness grid --executor NAME`: it gets every cell's run
     folder and runs it (here in this process), the driver imports what it yields."""
-    from harness.executors import executors, run_cell
+    from harness.grid.executors import executors, run_cell
 
     ran = []
 

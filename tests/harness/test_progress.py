@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.progress import LineProgress, duration, interval_seconds, per_second, progress
+from harness.runtime.progress import LineProgress, duration, interval_seconds, per_second, progress
 from tests.conftest import tiny_run_args
 
 

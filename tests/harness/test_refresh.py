@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import retrieval as retrieval_module
-from harness.refresh import IndexRefresher, RefreshFailed, RefreshWorker, separate_passage_tower
-from harness.retrieval import PassageIndex, encode_corpus
+from harness.retrieval import index as retrieval_module
+from harness.retrieval.index import PassageIndex, encode_corpus
+from harness.retrieval.refresh import IndexRefresher, RefreshFailed, RefreshWorker, separate_passage_tower
 from harness.types import Corpus, Passage
 from tests.conftest import TINY_CORPUS
 
@@ -212,7 +212,7 @@ def test_the_refresher_is_a_context_manager_that_stops_its_worker(corpus, tower,
 
 def test_ctx_refresh_index_and_the_worker_share_one_corpus_encoding(corpus, tower, monkeypatch):
     """Both go through harness.retrieval.encode_corpus: the same batches, the same vectors."""
-    from harness.context import FitContext
+    from harness.training.context import FitContext
 
     calls = []
     real = retrieval_module.encode_texts

@@ -8,8 +8,8 @@ import duckdb
 import pytest
 
 from harness.config import RunConfig
-from harness.migrations import ANSWER_MATCH, OLD_ANSWER_MATCH, m001_initial
-from harness.store import Store
+from harness.store.db import Store
+from harness.store.migrations import ANSWER_MATCH, OLD_ANSWER_MATCH, m001_initial
 from tests.conftest import run_cli, sigterm_inside_a_c_extension_import
 
 
@@ -76,7 +76,7 @@ def test_a_signal_while_a_corpus_loads_stops_the_rescore_and_leaves_the_run_mark
     """A corpus that fails to load leaves its run marked and the rescore goes on; a SIGTERM that came out as
     that failure (inside a C extension's import) stops it instead of being reported as an unloadable corpus."""
     from harness import errors
-    from harness.rescore import rescore_old_runs
+    from harness.results.rescore import rescore_old_runs
 
     config = RunConfig(strategy="no_ft", dataset="local", data_dir=str(tmp_path), embedder="tiny-embedder",
                        generator="tiny-llama").to_dict()

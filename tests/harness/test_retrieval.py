@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.retrieval import IndexParams, PassageIndex, build_or_load_index, weights_fingerprint
+from harness.retrieval.index import IndexParams, PassageIndex, build_or_load_index, weights_fingerprint
 from harness.types import Corpus, Passage
 
 
@@ -37,7 +37,7 @@ def test_approximate_indexes_recall_against_exact(kind, min_recall):
 
 def test_index_cache_hits_for_same_weights_and_corpus(monkeypatch, tmp_path):
     from harness.builtins.models.tiny import tiny_embedder_dir
-    from harness.model_loading import load_sentence_transformer
+    from harness.models.loading import load_sentence_transformer
 
     model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")
     corpus = Corpus([Passage(f"p{i}", "t", f"text number {i}") for i in range(20)])
@@ -58,7 +58,7 @@ def test_index_cache_hits_for_same_weights_and_corpus(monkeypatch, tmp_path):
 def shipped_setup(tmp_path, monkeypatch):
     """The tiny embedder, a 40-passage corpus with a vectors_dir, and an empty cache."""
     from harness.builtins.models.tiny import tiny_embedder_dir
-    from harness.model_loading import load_sentence_transformer
+    from harness.models.loading import load_sentence_transformer
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     model = load_sentence_transformer(str(tiny_embedder_dir()), "cpu")
@@ -68,7 +68,7 @@ def shipped_setup(tmp_path, monkeypatch):
 
 
 def test_shipped_vectors_are_used_after_a_sample_check(tmp_path, monkeypatch, capsys):
-    from harness.retrieval import encode_corpus, save_shipped_vectors
+    from harness.retrieval.index import encode_corpus, save_shipped_vectors
 
     model, corpus = shipped_setup(tmp_path, monkeypatch)
     fresh = encode_corpus(model, corpus)
@@ -86,7 +86,7 @@ def test_shipped_vectors_are_used_after_a_sample_check(tmp_path, monkeypatch, ca
 
 
 def test_shipped_vectors_that_disagree_with_a_fresh_encode_are_not_used(tmp_path, monkeypatch, capsys):
-    from harness.retrieval import encode_corpus, save_shipped_vectors
+    from harness.retrieval.index import encode_corpus, save_shipped_vectors
 
     model, corpus = shipped_setup(tmp_path, monkeypatch)
     fresh = encode_corpus(model, corpus)
@@ -103,7 +103,7 @@ def test_shipped_vectors_that_disagree_with_a_fresh_encode_are_not_used(tmp_path
 def test_shipped_vectors_follow_the_weights_and_can_be_turned_off(tmp_path, monkeypatch, capsys):
     import torch
 
-    from harness.retrieval import encode_corpus, save_shipped_vectors
+    from harness.retrieval.index import encode_corpus, save_shipped_vectors
 
     model, corpus = shipped_setup(tmp_path, monkeypatch)
     save_shipped_vectors(encode_corpus(model, corpus), corpus.vectors_dir, weights_fingerprint(model), corpus.fingerprint())

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.runfolder import RunFolder, effective_status, lost_reason, read_finished, resolve_artifact
-from harness.store import Store
+from harness.store.db import Store
+from harness.store.folder import RunFolder, effective_status, lost_reason, read_finished, resolve_artifact
 from tests.conftest import run_cli, tiny_run_args
 
 CONFIG = {"strategy": "no_ft", "dataset": "d", "embedder": "e", "generator": "g", "seed": 0}

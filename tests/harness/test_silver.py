@@ -4,7 +4,7 @@ top-N passages containing an answer (DPR's matcher), unlabelled questions are dr
 import json
 import os
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args, write_tiny_dataset
 
 
@@ -36,8 +36,8 @@ def test_ft_embed_runs_on_a_label_free_dataset_with_silver_labels(tmp_path, caps
 def test_silver_labels_are_the_answer_bearing_passages_of_the_base_top_n(tiny_data):
     from harness import plugins
     from harness.config import RunConfig
-    from harness.runner import build_pipeline, load_dataset, resolve
-    from harness.silver import with_silver_labels
+    from harness.runner.assemble import build_pipeline, load_dataset, resolve
+    from harness.training.silver import with_silver_labels
 
     cfg = RunConfig(strategy="ft_embed", dataset="local", data_dir=str(tiny_data), embedder="tiny-embedder",
                     generator="tiny-llama")

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from harness.errors import UserError
-from harness.store import Store
+from harness.store.db import Store
 
 CONFIG = {"strategy": "no_ft", "dataset": "d", "embedder": "e", "generator": "g", "seed": 0}
 

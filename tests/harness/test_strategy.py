@@ -74,7 +74,7 @@ def test_defaults_fill_only_what_the_user_left_unset():
 def test_a_run_on_defaults_stores_the_learning_rates_it_used(clean_plugins, tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DB", str(tmp_path / "h.duckdb"))
     from harness.builtins.strategies.rag_token import DEFAULT_EMBED_LR, DEFAULT_GEN_LR
-    from harness.store import Store
+    from harness.store.db import Store
 
     assert run_cli(tiny_run_args(tiny_data, "rag_token", "--limit", "2")) == 0
     [run] = Store(str(tmp_path / "h.duckdb")).query("SELECT config FROM runs")

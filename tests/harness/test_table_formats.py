@@ -8,8 +8,8 @@ import os
 import pytest
 
 from harness.cli import LEADERBOARD_COLUMNS, RUN_COLUMNS
-from harness.store import Store
-from harness.table_formats import rows_as_text
+from harness.results.table_formats import rows_as_text
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 

@@ -4,7 +4,7 @@
 import pytest
 
 from harness import errors
-from harness.tracking import tracker_failure_warning
+from harness.results.tracking import tracker_failure_warning
 from tests.conftest import sigterm_inside_a_c_extension_import
 
 

@@ -8,9 +8,9 @@ import torch
 from harness.builtins.models.tiny import tiny_llama_dir
 from harness.builtins.strategies.rag_sequence import rag_sequence_loss
 from harness.builtins.strategies.rag_token import rag_token_loss
-from harness.generation import Generator
-from harness.likelihoods import passage_answer_log_probs
-from harness.model_loading import load_causal_lm
+from harness.models.generation import Generator
+from harness.models.loading import load_causal_lm
+from harness.training.likelihoods import passage_answer_log_probs
 from harness.types import Passage
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.config import RunConfig
 from harness.config_file import load_run_file
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 SLOW_STRATEGY = """

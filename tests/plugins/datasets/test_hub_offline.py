@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent("""
             out[name] = "loaded"
         except UserError as exc:
             out[name] = str(exc)
-    from harness.corpus import load_wikipedia_corpus
+    from harness.data import load_wikipedia_corpus
     try:
         load_wikipedia_corpus("popqa", None)
     except UserError as exc:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from harness.data.splits import stable_split
 from harness.errors import UserError
-from harness.splits import stable_split
 from tests.plugins.datasets.conftest import all_examples, load, write_jsonl, write_parquet, write_tsv, write_wiki_corpus
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from harness.builtins.datasets.squad import context_id
 from harness.errors import UserError
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli
 from tests.plugins.datasets.conftest import all_examples, load, write_json, write_jsonl, write_parquet
 

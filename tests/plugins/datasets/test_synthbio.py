@@ -100,7 +100,7 @@ def test_a_run_on_synthbio_end_to_end(capsys):
     code = run_cli(["run", "--plugin", "no_ft", "--dataset", "synthbio:people=20", "--embedder", "tiny-embedder",
                     "--generator", "tiny-llama", "--max-new-tokens", "2", "--limit", "3"])
     assert code == 0
-    from harness.store import Store
+    from harness.store.db import Store
 
     [run] = Store(os.environ["HARNESS_DB"]).query("SELECT dataset, config FROM runs")
     assert run["dataset"] == "synthbio:people=20" and json.loads(run["config"])["dataset"] == "synthbio:people=20"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.corpus import ArrowCorpus
+from harness.data.corpus import ArrowCorpus
 from harness.errors import UserError
 from tests.plugins.datasets.conftest import WIKI_CHUNKS, load, write_jsonl, write_tsv
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import free_port, stop_process_group, tiny_run_args
 
 pytest.importorskip("ray")

@@ -10,9 +10,10 @@ import torch
 
 from harness import plugins
 from harness.config import RunConfig
-from harness.context import FitContext
-from harness.runner import build_pipeline, configure_torch, create_run_folder, load_dataset, resolve
-from harness.training import snapshot
+from harness.runner.assemble import build_pipeline, configure_torch, load_dataset, resolve
+from harness.store.layout import create_run_folder
+from harness.training.context import FitContext
+from harness.training.loop import snapshot
 
 
 def tiny_context(tmp_path: Path, data_dir: Path, strategy: str, **overrides) -> tuple[FitContext, object]:

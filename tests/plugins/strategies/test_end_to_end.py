@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.runfolder import folder_sha256
-from harness.store import Store
+from harness.store.db import Store
+from harness.store.folder import folder_sha256
 from tests.conftest import run_cli, tiny_run_args
 
 ARTIFACTS = {

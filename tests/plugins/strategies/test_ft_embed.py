@@ -10,9 +10,9 @@ import torch
 from harness.builtins.models.tiny import tiny_embedder_dir
 from harness.builtins.strategies import ft_embed
 from harness.builtins.strategies.ft_embed import EmbedOptions, cached_mnrl_backward, mnrl_loss
-from harness.retrieval import encode_with_grad
-from harness.store import Store
-from harness.training import snapshot
+from harness.retrieval.index import encode_with_grad
+from harness.store.db import Store
+from harness.training.loop import snapshot
 from tests.conftest import run_cli, tiny_run_args
 from tests.plugins.strategies._tiny import changed, encoder_trainable_names, tiny_context
 

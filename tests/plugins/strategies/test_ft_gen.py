@@ -11,10 +11,10 @@ import torch
 from harness.builtins.models.tiny import tiny_llama_dir
 from harness.builtins.strategies import ft_gen
 from harness.builtins.strategies.ft_gen import answer_nll
-from harness.generation import Generator
-from harness.model_loading import load_causal_lm
-from harness.store import Store
-from harness.training import snapshot
+from harness.models.generation import Generator
+from harness.models.loading import load_causal_lm
+from harness.store.db import Store
+from harness.training.loop import snapshot
 from harness.types import Passage
 from tests.conftest import run_cli, tiny_run_args
 from tests.plugins.strategies._tiny import changed, tiny_context
@@ -108,7 +108,7 @@ def test_adapter_artifact_reloads_to_the_same_predictions(tiny_data, capsys):
     [artifact] = store.query("SELECT * FROM artifacts WHERE run_id = ?", [run["id"]])
     assert artifact["kind"] == "adapter" and len(artifact["sha256"]) == 64
     assert (os.path.isfile(os.path.join(run["folder"], artifact["path"], "adapter_model.safetensors")))
-    from harness.artifacts import reevaluate
+    from harness.runner.artifacts import reevaluate
 
     _, results = reevaluate(store, run["id"], ["dev", "test"])
     stored = {(p["split"], p["example_id"]): p["prediction"] for p in store.run_predictions(run["id"])}
@@ -165,7 +165,7 @@ def test_qlora_trains_adapters_over_a_4bit_base_and_reloads(tmp_path, tiny_data,
     assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--quantize", "4bit")) == 0
     store = Store(os.environ["HARNESS_DB"])
     [run] = store.query("SELECT id, folder FROM runs WHERE status = 'finished'")
-    from harness.artifacts import reevaluate
+    from harness.runner.artifacts import reevaluate
 
     _, results = reevaluate(store, run["id"], ["test"])
     stored = {p["example_id"]: p["prediction"] for p in store.run_predictions(run["id"]) if p["split"] == "test"}

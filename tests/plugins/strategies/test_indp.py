@@ -3,8 +3,8 @@
 import os
 
 from harness.builtins.strategies import indp
-from harness.store import Store
-from harness.training import snapshot
+from harness.store.db import Store
+from harness.training.loop import snapshot
 from tests.conftest import run_cli, tiny_run_args
 from tests.plugins.strategies._tiny import changed, encoder_trainable_names, tiny_context
 

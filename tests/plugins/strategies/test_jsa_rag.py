@@ -174,8 +174,9 @@ def tiny_fit_context(tmp_path, data_dir, strategy: str, **options):
     """A real FitContext over the tiny dataset and models (what `harness run` builds), with its run folder."""
     from harness import plugins
     from harness.config import RunConfig
-    from harness.context import FitContext
-    from harness.runner import build_pipeline, create_run_folder, load_dataset, resolve
+    from harness.runner.assemble import build_pipeline, load_dataset, resolve
+    from harness.store.layout import create_run_folder
+    from harness.training.context import FitContext
 
     cfg = RunConfig(strategy=strategy, dataset="local", data_dir=str(data_dir), embedder="tiny-embedder",
                     generator="tiny-llama", strategy_options={k: str(v) for k, v in options.items()})
@@ -194,8 +195,8 @@ def grad_norm(module: torch.nn.Module) -> float:
 
 
 def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny_data):
-    from harness.lora import prepare_generator_for_lora
-    from harness.training import unfreeze
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.training.loop import unfreeze
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "jsa_rag")
     generator = prepare_generator_for_lora(ctx)
@@ -222,8 +223,8 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
 
 def test_persistent_chain_starts_from_the_cached_sample(tmp_path, tiny_data):
     from harness.builtins.strategies.jsa_rag import posterior_text
-    from harness.likelihoods import retrieve_rows
-    from harness.lora import prepare_generator_for_lora
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.training.likelihoods import retrieve_rows
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "jsa_rag")
     prepare_generator_for_lora(ctx)

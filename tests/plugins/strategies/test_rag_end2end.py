@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from harness import retrieval as retrieval_module
 from harness.builtins.strategies import rag_end2end
 from harness.builtins.strategies.rag_end2end import End2EndOptions, RagEnd2End, end2end_step
+from harness.retrieval import index as retrieval_module
 from tests.conftest import run_cli, tiny_run_args
 from tests.plugins.strategies._tiny import assert_micro_batches_match
 from tests.plugins.strategies.test_jsa_rag import grad_norm, tiny_fit_context
@@ -30,9 +30,9 @@ def only_run(store) -> dict:
 
 def test_one_step_sends_gradient_through_both_towers_and_the_generator(tmp_path, tiny_data):
     from harness.builtins.strategies.rag_token import rag_token_loss
-    from harness.lora import prepare_generator_for_lora
-    from harness.refresh import separate_passage_tower
-    from harness.training import unfreeze
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.retrieval.refresh import separate_passage_tower
+    from harness.training.loop import unfreeze
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end")
     generator = prepare_generator_for_lora(ctx)
@@ -48,9 +48,9 @@ def test_one_step_sends_gradient_through_both_towers_and_the_generator(tmp_path,
 
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
     from harness.builtins.strategies.rag_token import rag_token_loss
-    from harness.lora import prepare_generator_for_lora
-    from harness.refresh import separate_passage_tower
-    from harness.training import unfreeze
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.retrieval.refresh import separate_passage_tower
+    from harness.training.loop import unfreeze
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end")
     prepare_generator_for_lora(ctx)
@@ -87,7 +87,7 @@ def test_refresh_changes_the_index_and_swaps_only_between_steps(tmp_path, tiny_d
     # the last index is the final passage tower's encoding of the corpus, and differs from the original
     assert ctx.pipeline.index is not original and ctx.index_refreshes >= 2 and ctx.refresh_seconds > 0
     assert not np.allclose(np.asarray(ctx.pipeline.index.vectors), np.asarray(original.vectors))
-    from harness.retrieval import encode_corpus
+    from harness.retrieval.index import encode_corpus
 
     np.testing.assert_allclose(ctx.pipeline.index.vectors, encode_corpus(ctx.pipeline.passage_encoder, ctx.dataset.corpus),
                                atol=1e-5)

@@ -7,7 +7,7 @@ import torch
 from harness.builtins.strategies import rag_token
 from harness.builtins.strategies.rag_sequence import rag_sequence_loss
 from harness.builtins.strategies.rag_token import rag_token_loss
-from harness.training import snapshot
+from harness.training.loop import snapshot
 from tests.plugins.strategies._tiny import (
     assert_micro_batches_match,
     changed,
@@ -50,13 +50,13 @@ def test_gradients_reach_the_query_tower_and_the_adapters_only(tmp_path, tiny_da
 
 def test_the_query_tower_gets_its_gradient_through_the_retrieval_distribution(tmp_path, tiny_data):
     """One step by hand: the tower's gradient is non-zero, and zero if p(z|x) is detached."""
-    from harness.likelihoods import (
+    from harness.training.likelihoods import (
         indexed_passage_vectors,
         passage_answer_log_probs,
         retrieval_log_probs,
         retrieve_rows,
     )
-    from harness.training import gold_answer
+    from harness.training.loop import gold_answer
 
     ctx, _ = tiny_context(tmp_path, tiny_data, "rag_token")
     pipeline, batch = ctx.pipeline, ctx.train[:3]
@@ -88,8 +88,8 @@ def test_token_and_sequence_marginals_differ_on_multi_token_answers():
 @pytest.mark.parametrize("loss_fn", [rag_token_loss, rag_sequence_loss])
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data, loss_fn):
     """One question at a time (the default) and the whole batch at once: the same loss and gradient."""
-    from harness.lora import prepare_generator_for_lora
-    from harness.training import backward_in_chunks, unfreeze
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.training.loop import backward_in_chunks, unfreeze
 
     ctx, _ = tiny_context(tmp_path, tiny_data, "rag_token")
     prepare_generator_for_lora(ctx)

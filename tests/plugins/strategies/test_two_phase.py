@@ -2,7 +2,7 @@
 generator frozen (bit for bit); `phases=1` stops after phase 1."""
 
 from harness.builtins.strategies import two_phase
-from harness.training import snapshot
+from harness.training.loop import snapshot
 from tests.plugins.strategies._tiny import changed, encoder_trainable_names, tiny_context
 
 

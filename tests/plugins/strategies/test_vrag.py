@@ -35,8 +35,8 @@ def test_kl_vanishes_when_posterior_equals_prior():
 
 
 def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny_data):
-    from harness.lora import prepare_generator_for_lora
-    from harness.training import unfreeze
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.training.loop import unfreeze
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "vrag")
     generator = prepare_generator_for_lora(ctx)
@@ -56,8 +56,8 @@ def test_one_step_sends_gradient_to_generator_prior_and_posterior(tmp_path, tiny
 
 def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
     from harness.builtins.strategies.vrag import VragOptions, accumulate_gradients
-    from harness.lora import prepare_generator_for_lora
-    from harness.training import unfreeze
+    from harness.models.lora import prepare_generator_for_lora
+    from harness.training.loop import unfreeze
 
     ctx = tiny_fit_context(tmp_path, tiny_data, "vrag")
     prepare_generator_for_lora(ctx)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from harness.store import Store
+from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
 mlflow = pytest.importorskip("mlflow")

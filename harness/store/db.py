@@ -1,0 +1,322 @@
+"""The DuckDB store: every run, its metrics, predictions, training log and artifacts.
+
+DuckDB allows one writing process and no reader beside it, so the store never keeps the database open:
+each call opens it, writes in one transaction and closes it, retrying with backoff while another
+process holds the lock. The schema lives in `harness.migrations` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from harness import env
+from harness.errors import UserError
+from harness.store.folder import FinishedRun, effective_status
+from harness.store.migrations import migrate
+
+DEFAULT_DB = "harness.duckdb"
+
+
+def default_db_path() -> str:
+    return env.db_path(DEFAULT_DB)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text or "resource temporarily unavailable" in text
+
+
+def connect_with_retry(path: str, read_only: bool = False, timeout: float = 30.0, **config: Any) -> duckdb.DuckDBPyConnection:
+    """Open `path`, retrying with exponential backoff while another process holds the lock."""
+    delay, deadline = 0.05, time.monotonic() + timeout
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only, config=config)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc):
+                raise UserError(f"cannot open database {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise UserError(
+                    f"database {path} is locked by another process (waited {timeout:.0f}s); "
+                    "wait for it to finish or use --db to pick another file"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise UserError(f"cannot open database {path}: {exc}") from exc
+
+
+def check_db_path(path: str) -> None:
+    """A store path must be a file whose folders are folders: say so before anything runs."""
+    if path == ":memory:":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"--db {path} is a folder; give a file path, e.g. {target / DEFAULT_DB}")
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"--db {path}: {parent} is a file, not a folder; give a path in a folder")
+
+
+@contextlib.contextmanager
+def _damage_is_user_error(path: str) -> Iterator[None]:
+    """A truncated or damaged database file fails on read, not only on open: one line, not a traceback."""
+    try:
+        yield
+    except (duckdb.IOException, duckdb.SerializationException) as exc:
+        raise UserError(f"database {path} is damaged or truncated ({str(exc).splitlines()[0]}); "
+                        "restore it from a copy or use --db to pick another file") from None
+
+
+@dataclass
+class Store:
+    path: str
+    lock_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        check_db_path(self.path)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open, migrate, run the body in one transaction, commit (or roll back), close."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = connect_with_retry(self.path, timeout=self.lock_timeout)
+        try:
+            with _damage_is_user_error(self.path):
+                migrate(con, f"store {self.path}")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                with _damage_is_user_error(self.path):
+                    yield con
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    def check(self) -> None:
+        """Open the store once: a damaged file or a schema from a newer harness fails here, before any work."""
+        with self.transaction():
+            pass
+
+    # -- run lifecycle -------------------------------------------------------------------------
+    def start_run(self, run_id: str, run_key: str, config: dict, meta: dict) -> None:
+        """Record a run as `running` (with its folder, host and pid) before any model loads."""
+        with self.transaction() as con:
+            _insert_run(con, run_id, run_key, config, meta, "running")
+
+    def import_runs(self, runs: Sequence[FinishedRun]) -> tuple[list[str], list[str]]:
+        """Ingest finalised run folders in ONE transaction: (imported ids, ids already stored as ended).
+
+        A run stored as `running` (this process or a lost one started it) is completed from its folder; a run
+        already stored as finished, failed or interrupted is left as it is, so importing twice changes nothing."""
+        imported, present = [], []
+        with self.transaction() as con:
+            for run in runs:
+                run_id = run.meta["run_id"]
+                row = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+                if row is not None and row[0] != "running":
+                    present.append(run_id)
+                    continue
+                if row is None:
+                    _insert_run(con, run_id, run.meta["run_key"], run.config, run.meta, run.status)
+                _store_results(con, run)
+                imported.append(run_id)
+        return imported, present
+
+    def finish_run(self, run_id: str, metrics: Sequence[tuple[str, str, float]], predictions: Sequence[dict]) -> None:
+        """Write metrics and predictions and mark the run finished, all in one transaction."""
+        with self.transaction() as con:
+            if metrics:
+                con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
+            if predictions:
+                con.executemany(
+                    "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_prediction_row(run_id, p) for p in predictions],
+                )
+            con.execute("UPDATE runs SET status = 'finished', finished_at = now() WHERE id = ?", [run_id])
+
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Mark a run failed or interrupted, with its error. Nothing else of it is written."""
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET status = ?, error = ?, finished_at = now() WHERE id = ?", [status, error, run_id])
+
+    def log_steps(self, run_id: str, rows: Sequence[tuple[int, str, float, float]]) -> None:
+        """Append training-log rows (step, name, value, elapsed seconds)."""
+        if rows:
+            with self.transaction() as con:
+                con.executemany("INSERT INTO train_log VALUES (?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+
+    def add_artifact(self, run_id: str, kind: str, path: str, sha256: str) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, now())", [run_id, kind, path, sha256])
+
+    def set_grid(self, run_id: str, grid_id: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET grid_id = ? WHERE id = ?", [grid_id, run_id])
+
+    # -- reading -------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        with self.transaction() as con:
+            cur = con.execute(sql, list(params))
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def finished_run_with_key(self, run_key: str) -> str | None:
+        rows = self.query(
+            "SELECT id FROM runs WHERE run_key = ? AND status = 'finished' ORDER BY started_at DESC LIMIT 1", [run_key]
+        )
+        return rows[0]["id"] if rows else None
+
+    def find_run(self, run_id_prefix: str) -> dict:
+        """The run whose id is `run_id_prefix` or starts with it, taken literally (no patterns), as readers
+        show it (a `running` run whose process is gone reads `interrupted`)."""
+        if not run_id_prefix.strip():
+            raise UserError("give a run id or the first characters of one; `harness runs` lists them")
+        rows = self.query("SELECT * FROM runs WHERE starts_with(id, ?) ORDER BY started_at", [run_id_prefix])
+        if not rows:
+            raise UserError(f"no run with id '{run_id_prefix}' in {self.path}; `harness runs` lists them")
+        if len(rows) > 1:
+            raise UserError(f"run id prefix '{run_id_prefix}' matches {len(rows)} runs; give more characters")
+        return effective_status(rows[0])
+
+    def runs(self, status: str | None = None) -> list[dict]:
+        """Every run, oldest first, with its status as readers show it (lost runs read `interrupted`)."""
+        rows = [effective_status(r) for r in self.query(
+            "SELECT id, status, strategy, dataset, embedder, generator, seed, grid_id, started_at, finished_at, "
+            "error, folder, host, pid FROM runs ORDER BY started_at, id")]
+        return [r for r in rows if status is None or r["status"] == status]
+
+    def run_metrics(self, run_id: str) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for row in self.query("SELECT split, name, value FROM metrics WHERE run_id = ?", [run_id]):
+            out.setdefault(row["split"], {})[row["name"]] = row["value"]
+        return out
+
+    def run_predictions(self, run_id: str, limit: int | None = None) -> list[dict]:
+        sql = "SELECT * FROM predictions WHERE run_id = ? ORDER BY example_id"
+        return self.query(sql + (f" LIMIT {int(limit)}" if limit is not None else ""), [run_id])
+
+    def runs_with_answer_match(self, definition: str) -> list[dict]:
+        """Finished runs whose answer_hit / answer_recall were computed with `definition`."""
+        return self.query("SELECT id, config FROM runs WHERE status = 'finished' AND answer_match = ? "
+                          "ORDER BY started_at", [definition])
+
+    def replace_answer_hits(self, run_id: str, hits: Sequence[tuple[str, str, float]],
+                            metrics: Sequence[tuple[str, str, float]], definition: str) -> None:
+        """Rescore one run in one transaction: per-example answer_hit (split, example id, value), the
+        split metrics (split, name, value) and the definition they were computed with."""
+        with self.transaction() as con:
+            con.executemany("UPDATE predictions SET answer_hit = ? WHERE run_id = ? AND split = ? AND example_id = ?",
+                            [(value, run_id, split, example_id) for split, example_id, value in hits])
+            con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
+            con.execute("UPDATE runs SET answer_match = ? WHERE id = ?", [definition, run_id])
+
+    def run_artifacts(self, run_id: str) -> list[dict]:
+        """The run's registered artifacts (kind, path, sha256), oldest first."""
+        return self.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
+
+    def run_grid_id(self, run_id: str) -> str | None:
+        rows = self.query("SELECT grid_id FROM runs WHERE id = ?", [run_id])
+        return rows[0]["grid_id"] if rows else None
+
+    def finished_grid_runs(self, strategy: str, dataset: str, embedder: str, generator: str) -> list[dict]:
+        """Finished runs of `strategy` on these data and models that belong to a grid, newest first."""
+        return self.query(
+            """SELECT id, grid_id, config FROM runs WHERE status = 'finished' AND strategy = ? AND dataset = ?
+               AND embedder = ? AND generator = ? AND grid_id IS NOT NULL ORDER BY finished_at DESC""",
+            [strategy, dataset, embedder, generator])
+
+    def example_scores(self, run_ids: Sequence[str], split: str = "test") -> dict[str, dict[str, tuple[float, float]]]:
+        """run id -> example id -> (EM, F1) in 0-100, from the stored predictions on `split`."""
+        out: dict[str, dict[str, tuple[float, float]]] = {}
+        if not run_ids:
+            return out
+        rows = self.query("SELECT run_id, example_id, 100 * em AS em, 100 * f1 AS f1 FROM predictions "
+                          "WHERE split = ? AND list_contains(?, run_id)", [split, list(run_ids)])
+        for row in rows:
+            out.setdefault(row["run_id"], {})[row["example_id"]] = (row["em"], row["f1"])
+        return out
+
+    def run_artifact_paths(self, run_id: str) -> dict[str, str]:
+        """kind -> path of the run's newest artifact of each kind, inside its run folder (unchecked;
+        `harness.artifacts` verifies)."""
+        rows = self.query("SELECT a.kind, a.path, r.folder FROM artifacts a JOIN runs r ON r.id = a.run_id "
+                          "WHERE a.run_id = ? ORDER BY a.created_at", [run_id])
+        return {row["kind"]: os.path.join(row["folder"] or "", row["path"]) for row in rows}
+
+    def run_steps(self, run_id: str) -> list[dict]:
+        """The training log of a run: step, name, value, elapsed seconds, in step order."""
+        return self.query("SELECT step, name, value, elapsed FROM train_log WHERE run_id = ? ORDER BY step, name",
+                          [run_id])
+
+    def finished_runs(self) -> list[dict]:
+        """Every finished run with its metrics pivoted into columns `split/name`."""
+        runs = self.query("SELECT * FROM runs WHERE status = 'finished' ORDER BY finished_at")
+        for run in runs:
+            for split, values in self.run_metrics(run["id"]).items():
+                for name, value in values.items():
+                    run[f"{split}/{name}"] = value
+        return runs
+
+
+def _insert_run(con: duckdb.DuckDBPyConnection, run_id: str, run_key: str, config: dict, meta: dict, status: str) -> None:
+    con.execute(
+        """INSERT INTO runs (id, run_key, grid_id, config, strategy, dataset, embedder, generator, seed, status,
+           started_at, git_sha, harness_version, packages, device, device_count, folder, host, pid)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, now()), ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            run_id, run_key, meta.get("grid_id"), json.dumps(config), config["strategy"], config["dataset"],
+            config["embedder"], config["generator"], config["seed"], status, _local_time(meta.get("started_at")),
+            meta.get("git_sha"), meta.get("harness_version"), json.dumps(meta.get("packages", {})),
+            meta.get("device"), meta.get("device_count", 0), meta.get("folder"), meta.get("host"), meta.get("pid"),
+        ],
+    )
+
+
+def _store_results(con: duckdb.DuckDBPyConnection, run: FinishedRun) -> None:
+    """A run's status, metrics, predictions, training log and artifacts, from its finalised folder."""
+    run_id, meta = run.meta["run_id"], run.meta
+    con.execute("DELETE FROM train_log WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM artifacts WHERE run_id = ?", [run_id])
+    con.execute(
+        """UPDATE runs SET status = ?, error = ?, finished_at = ?, folder = ?, host = ?, pid = ?, device = ?,
+           device_count = ?, packages = ? WHERE id = ?""",
+        [run.status, run.error, _local_time(run.finished_at), str(run.folder), meta.get("host"), meta.get("pid"),
+         meta.get("device"), meta.get("device_count", 0), json.dumps(meta.get("packages", {})), run_id],
+    )
+    if run.metrics:
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in run.metrics])
+    if run.predictions:
+        con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [_prediction_row(run_id, p) for p in run.predictions])
+    if run.steps:
+        con.executemany("INSERT INTO train_log VALUES (?, ?, ?, ?, ?)", [(run_id, *r) for r in run.steps])
+    for kind, entry in run.artifacts.items():
+        con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                    [run_id, kind, entry["path"], entry["sha256"], _local_time(run.finished_at)])
+
+
+def _local_time(iso: str | None) -> dt.datetime | None:
+    """An ISO time with zone (as run folders write them) as the store's naive local timestamp."""
+    return dt.datetime.fromisoformat(iso).astimezone().replace(tzinfo=None) if iso else None
+
+
+def _prediction_row(run_id: str, p: dict) -> tuple:
+    return (
+        run_id, p["split"], p["example_id"], p["question"], p["prediction"], json.dumps(p["golds"]),
+        json.dumps(p["gold_passage_ids"]), json.dumps(p["retrieved_ids"]), p["em"], p["f1"], p["hit"], p["answer_hit"],
+    )
