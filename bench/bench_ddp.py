@@ -9,7 +9,7 @@
 2) `harness index` of the first `--passages` passages of the offline default corpus with MiniLM (the real
    packaged embedder), 1 vs 2 processes, each in a fresh cache: the encode+build seconds it prints, and
    the passages per second, from which the time per million passages follows.
-This machine has 2 vCPUs that behave as one core (DESIGN.md §9): two processes share it, so expect no
+This machine has 2 vCPUs that behave as one core (docs/architecture.md §9): two processes share it, so expect no
 speed-up here; the case for processes is one per GPU.
 """
 

@@ -6,7 +6,7 @@ Each strategy starts from the same packaged weights (MiniLM, SmolLM2-135M + fres
 same batches of the offline default's training questions (full 12k-passage index, cached); one warm-up
 step, then `--steps` timed steps (forward, backward, optimizer step). Printed per strategy: seconds per
 step, its ratio to rag_token, and the (question, passage) pairs the generator reads per question with and
-without grad. The rag_token step is written here with harness/training.py's functions (the same
+without grad. The rag_token step is written here with harness/training/loop.py's functions (the same
 computation as the rag_token plugin), so the comparison does not depend on that plugin.
 """
 

@@ -16,7 +16,7 @@ Sections, each timed and kept apart (one failing does not lose the others):
   training      ft_gen's objective, same init and batches: QLoRA nf4 (bf16 compute), LoRA on bf16 weights,
                 LoRA on fp32 weights under bf16 autocast, LoRA bf16 + gradient checkpointing, LoRA bf16 with
                 eager attention instead of SDPA, LoRA bf16 at batch 16, and LoRA fp32 on the CPU:
-                losses per step, tokens/s, peak memory, MFU (harness/flops.py FLOPs / step seconds / peak)
+                losses per step, tokens/s, peak memory, MFU (harness/training/flops.py FLOPs / step seconds / peak)
   evaluation    batched left-padded greedy decoding at batch 8 vs the batch sized by free memory, and the CPU
   cli           `harness run` for ft_gen, rag_token and jsa_rag on CUDA with --index-device cuda, read back
                 from the store: the stored per-step tokens/s, MFU, peak memory and the run's device

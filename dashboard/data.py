@@ -217,7 +217,7 @@ def _example_scores(path: str, run_ids: Sequence[str], split: str = "test") -> d
 # -- the leaderboard ---------------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def leaderboard(path: str, filters: Filters = (), sort: str = "em") -> pd.DataFrame:
-    """The ranking of harness/leaderboard.py (the one `harness leaderboard` prints) over the filtered runs:
+    """The ranking of harness/results/leaderboard.py (the one `harness leaderboard` prints) over the filtered runs:
     per strategy × dataset × embedder × generator its best grid cell by mean dev EM, reported on test as
     mean (± std over seeds) with a 95% interval, costs, and a test against the dataset's best."""
     if sort not in SORT_KEYS:

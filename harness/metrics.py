@@ -1,4 +1,4 @@
-"""One implementation of every metric, used by every run (DESIGN.md §6).
+"""One implementation of every metric, used by every run (docs/architecture.md §6).
 
 EM and F1 follow the official SQuAD evaluation script: lower-case, drop punctuation, drop the
 articles a/an/the, collapse whitespace; the score is the max over gold answers. When the prediction or
@@ -137,7 +137,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("trained_tokens", False, "Tokens the generator was trained on (prompt + answer)", ""),
         MetricInfo("index_refreshes", False, "Times the corpus was re-encoded and re-indexed during fit", ""),
         MetricInfo("train_flops", False, "Estimated training FLOPs: 2·N per token forward, 4·N backward for "
-                   "trained models (harness/flops.py)", "FLOP"),
+                   "trained models (harness/training/flops.py)", "FLOP"),
         MetricInfo("refresh_seconds", False, "Seconds spent re-encoding and re-indexing during fit", "s"),
     ]
 }

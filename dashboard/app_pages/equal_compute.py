@@ -1,7 +1,7 @@
 """Quality at equal compute: test quality against estimated training FLOPs, one line per strategy.
 
 Each point is a strategy trained to one budget (`harness grid --budgets ...`, i.e. `--max-train-flops`),
-averaged over its seeds; x is the FLOPs the runs actually spent (harness/flops.py: forward 2·N, backward
+averaged over its seeds; x is the FLOPs the runs actually spent (harness/training/flops.py: forward 2·N, backward
 4·N per token), so strategies are compared at the same compute, whatever machine ran them.
 """
 

@@ -88,7 +88,7 @@ def environment(run: dict) -> pd.DataFrame:
     return pd.DataFrame([(k, "" if v is None or v != v else str(v)) for k, v in rows], columns=["what", "value"])
 
 
-# what a training loop's StepMeter logs per step about its cost (harness/training.py), in display order
+# what a training loop's StepMeter logs per step about its cost (harness/training/loop.py), in display order
 STEP_COST = {"tokens_per_second": "tokens/s", "mfu": "MFU (model FLOP utilisation)", "peak_memory_mb": "peak memory (MB)",
              "step_seconds": "step seconds", "train_flops": "FLOPs per step (estimated)"}
 
@@ -109,8 +109,8 @@ def show_step_cost(log: pd.DataFrame) -> None:
     if table.empty:
         return
     st.subheader("Cost per step")
-    st.caption("MFU = a step's estimated FLOPs (harness/flops.py) / its seconds / the device's peak FLOP/s (the "
-               "table in harness/gpu.py, or --peak-tflops); logged only where that peak is known, i.e. on GPUs. "
+    st.caption("MFU = a step's estimated FLOPs (harness/training/flops.py) / its seconds / the device's peak FLOP/s (the "
+               "table in harness/runtime/gpu.py, or --peak-tflops); logged only where that peak is known, i.e. on GPUs. "
                "Peak memory: CUDA max allocated on a GPU, the process's peak RSS on the CPU.")
     st.dataframe(table, hide_index=True, column_config={
         name: st.column_config.NumberColumn(format="%.4g") for name in ("median", "min", "max")})

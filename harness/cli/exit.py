@@ -10,8 +10,7 @@ import threading
 
 import click
 
-from harness.errors import Terminated, UserError, forget_interrupts, interrupt_behind, note_interrupt
-from harness.runner.lifecycle import StrategyFailed
+from harness.errors import StrategyFailed, Terminated, UserError, forget_interrupts, interrupt_behind, note_interrupt
 
 
 def exit_code_for(exc: BaseException) -> int:

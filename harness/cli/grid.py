@@ -61,7 +61,7 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
       harness grid --plugin two_phase --lr-grid paper        # generator rate first, then the embedder's
       harness grid --plugin rag_token --lrs-from two_phase   # the paper's choice for joint strategies
       harness grid --plugin rag_token --embed-lr 1e-6,1e-5 --gen-lr 1e-4,1e-3
-      harness grid --config examples/configs/grid_ft_gen.toml
+      harness grid --config examples/configs/grid_ft_gen.yaml
       harness grid --plugin ft_gen --dataset synthbio --seeds 0,1,2 --budgets 1e13,3e13,1e14
       harness grid --plugin ft_gen --lr-grid paper --executor ray --cell-gpus 1     # cells in parallel on Ray
       harness grid --plugin ft_gen --lr-grid paper --executor slurm --slurm-partition gpu --cell-gpus 1
@@ -111,7 +111,9 @@ EXECUTOR_OPTIONS = "harness.executor_options"  # ctx.meta key: the executors' ow
 
 def add_executor_options(command: click.Command, executors) -> None:
     """Each executor's own flags (its class's `options`) on `harness grid`; their values reach the executor in
-    `ExecutorOptions.extra` (datasette's publish_subcommand pattern: an extension brings its options)."""
+    `ExecutorOptions.extra` (datasette's publish_subcommand pattern: an extension brings its options). Called
+    at every start-up: the flags of executors no longer registered go."""
+    command.params = [param for param in command.params if param.callback is not _keep_executor_option]
     known = {param.name for param in command.params}
     for cls in executors:
         for option in getattr(cls, "options", []):

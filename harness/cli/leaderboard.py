@@ -26,7 +26,7 @@ RUN_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "seed", "gr
 @click.pass_context
 def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> None:
     """The ranking the dashboard shows: per strategy × dataset × models, the best grid cell by dev EM,
-    reported as the mean over seeds with a 95% interval, ties with the best marked (harness/leaderboard.py).
+    reported as the mean over seeds with a 95% interval, ties with the best marked (harness/results/leaderboard.py).
 
     \b
     Examples:

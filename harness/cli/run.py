@@ -50,7 +50,7 @@ def run(ctx: click.Context, force: bool, embed_lr: str | None, gen_lr: str | Non
       harness run --plugin rag_token --embed-lr 3e-7 --gen-lr 1e-5
       harness run --plugin jsa_rag --set proposals=8
       harness run --plugin no_ft --dataset local --data-dir ./my_data
-      harness run --config examples/configs/ft_gen.toml --epochs 2
+      harness run --config examples/configs/ft_gen.yaml --epochs 2
       harness show RUN_ID --config > again.toml && harness run --config again.toml --seed 1
       harness run --plugin rag_token --processes 2        # DDP on 2 GPUs (or 2 CPU processes)
       harness run --plugin ft_embed --dataset synthbio --seeds 0,1,2

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from harness import plugins
 from harness.config import RunConfig
-from harness.errors import UserError
+from harness.errors import StrategyFailed, UserError
 from harness.grid.plan import LR_NAMES, Cell, GridPlan, GridResult, cell_config, grid_id_for, mean_metrics, select_best
 from harness.runner.assemble import resolve
-from harness.runner.lifecycle import StrategyFailed, execute
+from harness.runner.lifecycle import execute
 from harness.store.db import Store
 from harness.store.folder import RunFolder, read_finished, run_folders_under
 from harness.store.layout import create_run_folder, runs_dir

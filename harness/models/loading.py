@@ -27,7 +27,7 @@ def load_sentence_transformer(path_or_id: str, device: str):
 
 
 def load_causal_lm(path_or_id: str, device: str, quantize: str | None = None):
-    """(model, tokenizer): float32 on the CPU, bfloat16 + SDPA attention on a bf16 GPU (harness/gpu.py says
+    """(model, tokenizer): float32 on the CPU, bfloat16 + SDPA attention on a bf16 GPU (harness/runtime/gpu.py says
     why); 4-bit NF4 through bitsandbytes if asked, computing in that dtype."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

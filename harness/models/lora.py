@@ -29,7 +29,7 @@ def add_lora(generator: Generator, rank: int, quantized: bool = False, gradient_
 def use_qlora(ctx) -> bool:
     """QLoRA (4-bit NF4 base + LoRA) when `--quantize 4bit`, and by default on CUDA when bitsandbytes is
     installed (the paper's setting); plain LoRA on CPU, where 4-bit only saves memory and costs time, and
-    with `--quantize none` (harness/gpu.py: training_quantization)."""
+    with `--quantize none` (harness/runtime/gpu.py: training_quantization)."""
     from harness.runtime.gpu import bitsandbytes_available, probe, training_quantization
 
     return training_quantization(ctx.config.quantize, probe(ctx.device), bitsandbytes_available()) == "4bit"

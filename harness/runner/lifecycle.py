@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness import env, plugins
 from harness.config import RunConfig, cache_dir
-from harness.errors import Terminated, UserError, interrupt_behind, raise_pending_interrupt
+from harness.errors import StrategyFailed, Terminated, UserError, interrupt_behind, raise_pending_interrupt
 from harness.evaluation import evaluate
 from harness.runner.assemble import (
     Resolved,
@@ -39,12 +39,6 @@ from harness.store.layout import create_run_folder, runs_dir
 from harness.training.context import FitContext
 from harness.training.silver import with_silver_labels
 from harness.types import RagDataset
-
-
-class StrategyFailed(Exception):
-    """A strategy raised during fit; the run is stored as failed and the message names the plugin."""
-
-    exit_code = 1
 
 
 @dataclass

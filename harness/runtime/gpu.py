@@ -1,13 +1,13 @@
 """The GPU decisions, each a pure function of what the device can do, and the arithmetic of its cost.
 
-Precision (DESIGN.md §11, docs/gpu.md says why):
+Precision (docs/architecture.md §11, docs/gpu.md says why):
 - generator weights: bfloat16 on a CUDA device that computes in bf16 (compute capability >= 8.0: A100,
   A10, L4, H100, H200, ...), else float32 (CPU, V100, T4: float16 would need loss scaling). The base
   weights are frozen under LoRA, so bf16 weights lose nothing an fp32 master copy would keep; the LoRA
   adapters stay float32 (peft's default) and AdamW updates them in float32.
 - generator training: QLoRA (4-bit NF4 base, bf16 compute, Dettmers et al. 2023) by default on CUDA when
   bitsandbytes is installed, as the paper; `--quantize none` trains LoRA on the bf16 weights instead.
-  On the CPU plain LoRA in float32: 4-bit there saves memory and costs time (DESIGN.md §8).
+  On the CPU plain LoRA in float32: 4-bit there saves memory and costs time (docs/architecture.md §8).
 - attention: PyTorch's scaled_dot_product_attention ("sdpa") on CUDA.
 - query and passage towers: float32 weights and compute everywhere. They are trained in full at learning
   rates down to 1e-8, updates a bf16 weight cannot hold (its spacing near 1 is 2^-8), and their cosine

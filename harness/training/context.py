@@ -40,7 +40,7 @@ class FitContext:
     trained_tokens: int = 0
     index_refreshes: int = 0
     refresh_seconds: float = 0.0
-    train_flops: float = 0.0  # estimated training FLOPs, all processes (harness/flops.py)
+    train_flops: float = 0.0  # estimated training FLOPs, all processes (harness/training/flops.py)
     flops: FlopCounter = field(default_factory=FlopCounter)  # this process's forwards, taken step by step
     _log_buffer: list = field(default_factory=list)
     _last_flush: float = field(default_factory=time.monotonic)
@@ -129,7 +129,7 @@ class FitContext:
         self.folder.append_steps(rows)
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None):
-        """Training steps with a bar on a terminal, plain lines in a log (harness/progress.py). With
+        """Training steps with a bar on a terminal, plain lines in a log (harness/runtime/progress.py). With
         `--max-train-flops`, no batch is handed out once the run has spent its budget (the loop ends as if
         the data had run out). A Ctrl-C/SIGTERM that a library swallowed is raised before the next step."""
         return progress(self._within_budget(iterable, desc, total), desc, total, unit="steps")

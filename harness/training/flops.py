@@ -1,4 +1,4 @@
-"""Training compute, estimated machine-independently from parameter counts and tokens (DESIGN.md §6).
+"""Training compute, estimated machine-independently from parameter counts and tokens (docs/architecture.md §6).
 
 For every forward of a watched model (the query tower, the passage tower, the generator) on T tokens:
 

@@ -1,6 +1,6 @@
 """The two likelihoods every joint strategy is built from, and the retrieval they score.
 
-Notation (DESIGN.md §5): question x, answer y = y_1..y_T, passages z in the top-k set Z(x).
+Notation (docs/architecture.md §5): question x, answer y = y_1..y_T, passages z in the top-k set Z(x).
     q = E_q(x), d = E_p(z), both L2-normalized;  s(x, z) = q·d
     p_η(z|x)   = softmax_{z∈Z(x)}(s(x, z) / τ)                     retrieval_log_probs
     log p_θ(y|x,z) = Σ_t log p_θ(y_t | prompt(x, z), y_<t)     passage_answer_log_probs (answer tokens only)

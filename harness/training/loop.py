@@ -3,7 +3,7 @@
 Data order (`epoch_batches`), the optimiser and its schedule (`linear_schedule`), a batch back-propagated
 in chunks (`backward_in_chunks`), what a step logs (`StepMeter`, token counts), what a step trains on
 (`gold_answer`, `gold_passage`), and which parameters train. The likelihoods a loss is made of are in
-harness/likelihoods.py, LoRA in harness/lora.py, saving what was trained in harness/artifacts.py.
+harness/training/likelihoods.py, LoRA in harness/models/lora.py, saving what was trained in harness/runner/artifacts.py.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class StepMeter:
     `start()` before a step, `log(step, loss, optimizer, tokens)` after it: adds `tokens` to
     ctx.trained_tokens (every process's, in a launched run) and logs loss, the learning rate of every param
     group (`lr` = the first group's, `<name>_lr` for named groups), tokens/s, peak memory (MB) and the step's estimated FLOPs
-    (`train_flops`, harness/flops.py) to the store, and `mfu` (those FLOPs over the step's seconds over
+    (`train_flops`, harness/training/flops.py) to the store, and `mfu` (those FLOPs over the step's seconds over
     the device's peak) where the peak is known: a GPU in harness.gpu.PEAK_TFLOPS, or `--peak-tflops`.
     On a GPU the clock reads wait for the device, so a step's seconds are its kernels', not their launch.
     Under `--max-train-flops` it re-aims the schedule's horizon at the budget (see `linear_schedule`).

@@ -5,7 +5,7 @@
     accelerate launch --num_processes 8 -m harness index --dataset wikipedia ...   # the same, by hand
 
 With several processes each encodes a contiguous shard of the corpus (whole batches) into one
-memory-mapped vectors file, and the main process builds the index once (harness/retrieval.py); a later
+memory-mapped vectors file, and the main process builds the index once (harness/retrieval/index.py); a later
 `harness run` with the same embedder, corpus and index finds it in the cache. docs/scaling.md has the sizes.
 """
 

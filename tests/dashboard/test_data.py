@@ -63,7 +63,7 @@ def test_the_dashboard_never_writes(filled_db):
 
 
 def test_terminal_and_dashboard_list_the_same_rows_in_the_same_order(filled_db, capsys):
-    """One ranking (harness/leaderboard.py) behind `harness leaderboard` and the dashboard's leaderboard, on a
+    """One ranking (harness/results/leaderboard.py) behind `harness leaderboard` and the dashboard's leaderboard, on a
     store with grids, seeds and a staged grid's first-stage cell."""
     import json
 

@@ -134,16 +134,16 @@ def test_a_card_failure_warns_but_a_signal_behind_it_ends_the_run(tmp_path, monk
     from types import SimpleNamespace
 
     from harness import errors
-    from harness.runner import model_card
+    from harness.runner import lifecycle
     from harness.runner.lifecycle import write_cards_or_warn
 
     def cards_failing(*args):
         raise ImportError("initialization failed")
 
     folder = SimpleNamespace(path=tmp_path / "run-1")
-    monkeypatch.setattr(model_card, "write_model_cards", cards_failing)
+    monkeypatch.setattr(lifecycle, "write_model_cards", cards_failing)
     write_cards_or_warn(folder, [], None, None)
     assert "warning: model cards of run run-1 not written: ImportError" in capsys.readouterr().err
-    monkeypatch.setattr(model_card, "write_model_cards", sigterm_inside_a_c_extension_import)
+    monkeypatch.setattr(lifecycle, "write_model_cards", sigterm_inside_a_c_extension_import)
     with pytest.raises(errors.Terminated):
         write_cards_or_warn(folder, [], None, None)

@@ -208,18 +208,24 @@ def test_hook_register_datasets(clean_plugins, tiny_data):
 
 def test_hook_register_executors(clean_plugins, tiny_data, capsys):
     """A plugin's executor is listed and used by `harness grid --executor NAME`: it gets every cell's run
-    folder and runs it (here in this process), the driver imports what it yields."""
-    from harness.grid.executors import executors, run_cell
+    folder and runs it (here in this process), the driver imports what it yields. Its own flag (`options`)
+    appears on `harness grid` and its value reaches `run`."""
+    import click
 
-    ran = []
+    from harness.grid import run_cell_folder
+    from harness.grid.executors import executors
+
+    ran, tags = [], []
 
     class InProcess:
         name = "in_process"
+        options = [click.Option(["--in-process-tag"], default="untagged", help="a tag for this test")]
 
         def run(self, folders, options):
+            tags.append(options.value(self, "in_process_tag"))
             for folder in folders:
                 ran.append(folder)
-                run_cell(folder, options.plugins_dir)
+                run_cell_folder(folder, options.plugins_dir)
                 yield folder, None
 
     class Plugin:
@@ -228,8 +234,8 @@ def test_hook_register_executors(clean_plugins, tiny_data, capsys):
             register(InProcess)
 
     clean_plugins.pm.register(Plugin(), name="test-executor")
-    assert {"local", "ray", "slurm", "in_process"} <= set(executors())
+    assert {"local", "ray", "slurm", "in_process"} <= set(executors().items)
     args = ["grid", "--plugin", "ft_gen", "--dataset", "local", "--data-dir", str(tiny_data), "--embedder",
             "tiny-embedder", "--generator", "tiny-llama", "--max-new-tokens", "4", "--gen-lr", "1e-3,1e-2"]
-    assert run_cli([*args, "--executor", "in_process"]) == 0
-    assert len(ran) == 2 and "selected run" in capsys.readouterr().out
+    assert run_cli([*args, "--executor", "in_process", "--in-process-tag", "blue"]) == 0
+    assert len(ran) == 2 and "selected run" in capsys.readouterr().out and tags == ["blue"]

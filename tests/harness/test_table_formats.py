@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from harness.cli import LEADERBOARD_COLUMNS, RUN_COLUMNS
+from harness.cli.leaderboard import LEADERBOARD_COLUMNS, RUN_COLUMNS
 from harness.results.table_formats import rows_as_text
 from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
