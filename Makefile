@@ -28,11 +28,11 @@ run: install  # the main job reports test; dev (what grids select on) is `harnes
 	$(HARNESS) run --plugin $(MAIN_STRATEGY) --eval-splits test
 	$(HARNESS) leaderboard
 
-test: install-test
-	$(PY) -m pytest -q -ra
+test: install-test  # two workers (pytest-xdist): tests that share a resource run in one group (--dist loadgroup)
+	$(PY) -m pytest -q -ra -n 2 --dist loadgroup --durations=20
 
 test-fast: install-test
-	$(PY) -m pytest -q -m "not packaged and not browser"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not packaged and not browser"
 
 lint: install-test  # ruff: pyflakes, pycodestyle and import order, configured in pyproject.toml
 	$(PY) -m ruff check .

@@ -5,7 +5,7 @@
 
 1) `harness run --plugin rag_token` on the tiny models and a synthetic local dataset (`--questions` training
    questions, batch 4), `--processes 1` vs `--processes 2`: wall time of the whole command (start-up,
-   fit, evaluation) and the fit seconds it stores. The losses are the same (tests/harness/test_distributed.py).
+   fit, evaluation) and the fit seconds it stores. The losses are the same (tests/harness/runtime/test_distributed.py).
 2) `harness index` of the first `--passages` passages of the offline default corpus with MiniLM (the real
    packaged embedder), 1 vs 2 processes, each in a fresh cache: the encode+build seconds it prints, and
    the passages per second, from which the time per million passages follows.

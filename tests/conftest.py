@@ -45,7 +45,14 @@ TINY_QUESTIONS = [
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("harness-cache")
+    """One cache for the whole session, shared by pytest-xdist's workers (`make test` runs two): a model built
+    or converted once serves both. Entries are published whole (harness/runtime/cache.py), so two workers
+    building the same one at once is safe."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return tmp_path_factory.mktemp("harness-cache")
+    shared = tmp_path_factory.getbasetemp().parent / "harness-cache"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,8 @@ import os, signal
 from pathlib import Path
 from harness.hookspecs import hookimpl
 
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest -n 2 (Makefile)
+
 class Flaky:
     name = "flaky"
     citation = ""

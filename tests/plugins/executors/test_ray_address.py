@@ -15,6 +15,8 @@ import pytest
 from harness.store.db import Store
 from tests.conftest import free_port, stop_process_group, tiny_run_args
 
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest -n 2 (Makefile)
+
 pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[3]
 

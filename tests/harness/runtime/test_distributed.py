@@ -102,7 +102,7 @@ def two_process_env(runs: Path, cache: Path) -> dict:
     """The launch's environment; a process that dies by a signal prints every thread's Python stack
     (faulthandler) and C++ errors their stacks, for the assertion message."""
     return {**os.environ, "HARNESS_RUNS": str(runs), "HARNESS_CACHE": str(cache),
-            "HARNESS_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2]),
+            "HARNESS_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[3]),
             "PYTHONFAULTHANDLER": "1", "TORCH_SHOW_CPP_STACKTRACES": "1"}
 
 

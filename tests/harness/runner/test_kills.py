@@ -20,7 +20,7 @@ from harness.store.db import Store
 from harness.store.folder import STATUS_FILE, read_finished
 from tests.conftest import tiny_run_args
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KILLS_PER_SIGNAL = 10
 
 
