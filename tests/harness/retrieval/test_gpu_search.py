@@ -12,7 +12,7 @@ import torch
 
 from harness.retrieval.gpu_search import TorchFlatSearch
 from harness.retrieval.index import IndexParams, PassageIndex
-from tests.harness.test_retrieval import clustered_vectors
+from tests.harness.retrieval.test_index import clustered_vectors
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

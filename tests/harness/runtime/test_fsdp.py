@@ -19,7 +19,7 @@ import pytest
 
 from harness.store.db import Store
 from tests.conftest import run_cli
-from tests.harness.test_distributed import (
+from tests.harness.runtime.test_distributed import (
     check_stored_once_in_order,
     compare,
     launch_in_fresh_folder,

@@ -12,15 +12,14 @@ from tests.conftest import run_cli, tiny_run_args
 
 ray = pytest.importorskip("ray")
 submitit = pytest.importorskip("submitit")
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest -n 2 (Makefile)
 
 CELLS = ["--gen-lr", "1e-4,1e-3,1e-2,1e-1"]
 
 FLAKY_STRATEGY = """
 import os, signal
 from pathlib import Path
-from harness.hookspecs import hookimpl
-
-pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest -n 2 (Makefile)
+from harness import hookimpl
 
 class Flaky:
     name = "flaky"
