@@ -57,6 +57,8 @@ def unknown_name_error(kind: str, name: str, known: list[str]) -> UserError:
     hint = f"; did you mean '{close[0]}'?" if close else ""
     listed = ", ".join(sorted(known)) or "(none registered)"
     return UserError(f"unknown {kind} '{name}'; known: {listed}{hint}")
+
+
 class StrategyFailed(Exception):
     """A strategy raised during fit; the run is stored as failed and the message names the plugin."""
 

@@ -40,6 +40,7 @@ def builtin_plugin_modules() -> list[str]:
                 names.append(f"{package_name}.{info.name}")
     return sorted(names)
 
+
 __all__ = ["pm", "load_plugins", "plugin_info", "Registry", "strategies", "models", "datasets", "executors"]
 
 pm = pluggy.PluginManager("harness")

@@ -21,6 +21,7 @@ import sys
 import click
 
 from harness import env, plugins
+from harness._exports import moved_name
 from harness.cli import catalog, common, grid, leaderboard, migrate, run, runs
 from harness.cli.common import console, quiet_libraries
 from harness.cli.exit import exit_code_for, sigterm_as_interrupt
@@ -49,6 +50,12 @@ def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
     ctx.obj = {"db": db or default_db_path()}
     if plugins_dir:
         plugins.load_plugins(plugins_dir)
+
+
+CORE_COMMANDS = (run.run, grid.grid, leaderboard.leaderboard, runs.show, runs.evaluate, catalog.plugins_command,
+                 catalog.list_command, migrate.migrate)
+for _command in CORE_COMMANDS:
+    cli.add_command(_command)
 
 
 def _register_plugin_commands() -> None:
@@ -98,13 +105,5 @@ def _early_plugins_dir(argv: list[str]) -> str | None:
     return env.plugins_dir()
 
 
-
-for _command in (run.run, grid.grid, leaderboard.leaderboard, runs.show, runs.evaluate, catalog.plugins_command,
-                 catalog.list_command, migrate.migrate):
-    cli.add_command(_command)
-
-
 def __getattr__(name: str):  # the names of the flat layout (harness.cli._LAUNCH_ARGV, ...), for one more release
-    from harness._exports import moved_name
-
     return moved_name(__name__, name)

@@ -22,6 +22,7 @@ from harness.store.db import Store, default_db_path
 __all__ = ["console", "open_store", "quiet_libraries", "launch_argv", "run_options", "build_config", "parse_sets",
            "flags_given", "parse_lr", "fmt", "print_metrics", "print_where_results_are"]
 
+
 class _Console:
     """Rich output, full width when piped (a table of runs should not be folded at 80 columns)."""
 
@@ -30,8 +31,6 @@ class _Console:
 
 
 console = _Console()
-
-
 HELP = option_help()
 
 
@@ -180,7 +179,6 @@ def fmt(value, integer: bool = False) -> str:
 
 
 _LAUNCH_ARGV: list[str] = []  # this command's arguments (set by `main`), for `--processes N` to launch again
-
 
 
 def launch_argv() -> list[str]:

@@ -28,6 +28,9 @@ from harness.runner.artifacts import run_artifacts
 from harness.store.db import Store
 from tests.conftest import TINY_CORPUS, TINY_QUESTIONS, launch_failure, run_cli
 
+# two processes each: one launch at a time under `pytest -n 2` (the Makefile's), beside one worker's tests
+pytestmark = pytest.mark.xdist_group("processes")
+
 LOSS_TOLERANCE = 1e-5  # relative, per step
 # absolute, every trained weight: two processes sum their shards' gradients in another order than one process
 # does (float addition is not associative), and AdamW divides by sqrt(v), so a gradient near zero can turn a

@@ -30,6 +30,8 @@ from tests.harness.runtime.test_distributed import (
     write_odd_dataset,
 )
 
+pytestmark = pytest.mark.xdist_group("processes")  # as test_distributed.py: one 2-process launch at a time
+
 SHARDED = {"ft_gen": (), "rag_token": ("--batch-size", "3"), "vrag": ()}
 
 
