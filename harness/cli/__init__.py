@@ -4,12 +4,13 @@
     exit.py         how a command ends: one line and exit 2 for a mistake, 130/143 for Ctrl-C/SIGTERM
     run.py          harness run                  grid.py         harness grid
     catalog.py      harness plugins, list        leaderboard.py  harness leaderboard
-    runs.py         harness show, evaluate       migrate.py      harness migrate
+    runs.py         harness show, evaluate,      migrate.py      harness migrate
+                    runs, import
 
 Which commands are core and which are plugins: the core holds the run / grid / inspect / store contract
-(run, grid, show, evaluate, leaderboard, list, plugins, migrate); commands with optional dependencies or
-peripheral use are built-in plugins through `register_commands` (plugins/commands/: dashboard, export,
-import, index, install-assets, runs), written against `harness.cli.common` like any third-party command.
+(run, grid, show, evaluate, runs, import, leaderboard, list, plugins, migrate); commands with optional
+dependencies or peripheral use are built-in plugins through `register_commands` (plugins/commands/:
+dashboard, export, index, install-assets), written against `harness.cli.common` like any third-party one.
 Commands are thin: they parse, call the machinery, and print; heavy imports stay inside the command functions,
 so `harness --help` and `harness leaderboard` start without torch.
 """
@@ -52,8 +53,8 @@ def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
         plugins.load_plugins(plugins_dir)
 
 
-CORE_COMMANDS = (run.run, grid.grid, leaderboard.leaderboard, runs.show, runs.evaluate, catalog.plugins_command,
-                 catalog.list_command, migrate.migrate)
+CORE_COMMANDS = (run.run, grid.grid, leaderboard.leaderboard, runs.show, runs.evaluate, runs.runs_command,
+                 runs.import_command, catalog.plugins_command, catalog.list_command, migrate.migrate)
 for _command in CORE_COMMANDS:
     cli.add_command(_command)
 

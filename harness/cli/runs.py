@@ -1,4 +1,6 @@
-"""`harness show` and `harness evaluate`: one stored run, and its saved models evaluated again."""
+"""Inspecting and filling the store: `harness show` (one run), `harness evaluate` (its saved models again),
+`harness runs` (every run with its status; a lost run reads `interrupted`) and `harness import` (run folders
+made elsewhere, ingested in one transaction; twice changes nothing)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from rich.table import Table
 
 from harness.cli.common import console, fmt, open_store, print_metrics, quiet_libraries
 from harness.errors import UserError
+from harness.store.folder import collect_finished
 
 
 @click.command()
@@ -83,3 +86,61 @@ def evaluate(ctx: click.Context, run_id: str, splits: str) -> None:
                       *(fmt(stored.get(split, {}).get(m)) for m in ("em", "f1")))
     console.print(table)
 
+
+STATUSES = ("finished", "failed", "interrupted", "running")
+
+
+@click.command(name="runs")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="only runs with this status")
+@click.pass_context
+def runs_command(ctx: click.Context, status: str | None) -> None:
+    """Every run (any status) with its error, oldest first; lost runs read `interrupted`.
+
+    A run stored as `running` whose process is gone (same host and a dead pid, or a stale heartbeat) is
+    shown as `interrupted`, with why, so a killed run never reads `running` forever.
+
+    \b
+    Examples:
+      harness runs
+      harness runs --status failed
+    """
+    store = open_store(ctx)
+    rows = store.runs(status)
+    if not rows:
+        console.print(f"no {status + ' ' if status else ''}runs in {store.path}")
+        return
+    table = Table("run", "status", "strategy", "dataset", "embedder", "generator", "seed", "started", "error",
+                  title=f"{len(rows)} {status + ' ' if status else ''}run(s) · {store.path}")
+    for r in rows:
+        table.add_row(r["id"], r["status"], r["strategy"], r["dataset"], r["embedder"], r["generator"],
+                      str(r["seed"]), str(r["started_at"])[:19], r["error"] or "")
+    console.print(table)
+
+
+@click.command(name="import")
+@click.argument("folders", nargs=-1, required=True, type=click.Path())
+@click.pass_context
+def import_command(ctx: click.Context, folders: tuple[str, ...]) -> None:
+    """Ingest finished run folders (or directories of them) into the store; twice changes nothing.
+
+    A FOLDER is a run folder, or a directory of run folders (e.g. another machine's `harness-runs/`). Named
+    run folders must be finished; inside a directory, unfinished ones (still working, or killed) are skipped
+    and counted. A corrupt folder (a file that does not match its sha256, a truncated file) is one line and
+    nothing is imported.
+
+    \b
+    Examples:
+      harness import harness-runs/3f2a9c0d1e2b
+      harness import /shared/alice/harness-runs     # merge another person's runs into this leaderboard
+    """
+    runs, skipped = collect_finished(list(folders))
+    store = open_store(ctx)
+    imported, present = store.import_runs(runs)
+    by_status: dict[str, int] = {}
+    for run in runs:
+        if run.meta["run_id"] in imported:
+            by_status[run.status] = by_status.get(run.status, 0) + 1
+    detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+    click.echo(f"imported {len(imported)} run(s) into {store.path}" + (f" ({detail})" if detail else "")
+               + f"; {len(present)} already stored"
+               + (f"; {skipped} unfinished folder(s) skipped" if skipped else ""))

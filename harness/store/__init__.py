@@ -14,7 +14,7 @@ from harness._exports import exports
 
 __all__, __getattr__ = exports(__name__, {
     "db": ("Store", "DEFAULT_DB", "default_db_path", "connect_with_retry"),
-    "folder": ("RunFolder", "FinishedRun", "read_finished", "run_folders_under", "effective_status"),
+    "folder": ("RunFolder", "FinishedRun", "collect_finished", "read_finished", "run_folders_under", "effective_status"),
     "layout": ("runs_dir", "create_run_folder"),
     "migrations": ("migrate", "latest_migration"),
 })

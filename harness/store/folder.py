@@ -389,3 +389,20 @@ def effective_status(row: dict) -> dict:
     if reason is None:
         return row
     return {**row, "status": "interrupted", "error": f"lost: {reason} (killed or crashed; nothing of it was stored)"}
+
+
+def collect_finished(paths: list[str]) -> tuple[list, int]:
+    """(every finished run under `paths`, verified; the number of unfinished folders skipped)."""
+    runs, skipped = [], 0
+    for given in paths:
+        path = Path(given)
+        if not path.exists():
+            raise UserError(f"{given} does not exist; give run folders or directories of run folders")
+        folders = run_folders_under(path)
+        named = folders == [path]
+        for folder in folders:
+            if not named and not (folder / "status.json").exists():
+                skipped += 1
+                continue
+            runs.append(read_finished(folder))
+    return runs, skipped
