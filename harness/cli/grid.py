@@ -68,31 +68,23 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
     Re-running the same command runs only the cells not finished yet (found by run key).
     """
     from harness.config_file import load_grid_file
-    from harness.grid.executors import ExecutorOptions, get_executor
-    from harness.grid.plan import check_rate_sources, parse_budgets, parse_lr_list, parse_seeds, plan_grid
+    from harness.grid.executors import get_executor
+    from harness.grid.plan import parse_budgets, parse_seeds, plan_grid
     from harness.grid.run import run_grid, selected_lrs
     from harness.runner.assemble import resolve
-    from harness.store.layout import runs_dir
 
     file_values, file_grid = load_grid_file(config_file) if config_file else ({}, {})
-    given = flags_given(ctx)
-    lr_grid = lr_grid if "lr_grid" in given else file_grid.get("lr_grid")
-    lrs_from = lrs_from if "lrs_from" in given else file_grid.get("lrs_from")
-    check_rate_sources(lr_grid, lrs_from)
-    explicit = {"embed_lr": parse_lr_list(embed_lr, "--embed-lr"), "gen_lr": parse_lr_list(gen_lr, "--gen-lr")}
-    explicit = {name: rates if name in given else file_grid.get(name) for name, rates in explicit.items()}
+    lr_grid, lrs_from, explicit = searched_rates(ctx, file_grid, lr_grid, lrs_from, embed_lr, gen_lr)
     base = build_config(kwargs, ctx, file_values)
     store = open_store(ctx)
     strategy_cls = resolve(base).strategy_cls
     fixed = selected_lrs(store, lrs_from, base) if lrs_from else None
     seed_list, budget_list = parse_seeds(seeds), parse_budgets(budgets)
-    if seed_list and "seed" in given:
+    if seed_list and "seed" in flags_given(ctx):
         raise UserError("give --seed or --seeds, not both")
     plan = plan_grid(strategy_cls, lr_grid, explicit, fixed, lrs_from, search_optional=bool(seed_list or budget_list))
     runner = None if executor == "local" else get_executor(executor)
-    options = ExecutorOptions(cell_cpus, cell_gpus, max_retries, logs_dir=str(runs_dir(store) / "executor-logs"),
-                              plugins_dir=ctx.find_root().params.get("plugins_dir"),
-                              extra=ctx.meta.get(EXECUTOR_OPTIONS, {}))
+    options = executor_options(ctx, store, cell_cpus, cell_gpus, max_retries)
     quiet_libraries()
     console.print(f"grid of {plan.n_cells()} cells for {plan.strategy}"
                   + (f" (rates from {lrs_from}: {fixed})" if lrs_from else "")
@@ -106,7 +98,29 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
         print_grid_result(store, result, plan, budget)
 
 
+def searched_rates(ctx: click.Context, file_grid: dict, lr_grid: str | None, lrs_from: str | None,
+                   embed_lr: str | None, gen_lr: str | None) -> tuple[str | None, str | None, dict]:
+    """(lr_grid, lrs_from, explicit rate lists) from the flags typed, else the grid file's values."""
+    from harness.grid.plan import check_rate_sources, parse_lr_list
+
+    given = flags_given(ctx)
+    lr_grid = lr_grid if "lr_grid" in given else file_grid.get("lr_grid")
+    lrs_from = lrs_from if "lrs_from" in given else file_grid.get("lrs_from")
+    check_rate_sources(lr_grid, lrs_from)
+    explicit = {"embed_lr": parse_lr_list(embed_lr, "--embed-lr"), "gen_lr": parse_lr_list(gen_lr, "--gen-lr")}
+    return lr_grid, lrs_from, {name: rates if name in given else file_grid.get(name) for name, rates in explicit.items()}
+
+
 EXECUTOR_OPTIONS = "harness.executor_options"  # ctx.meta key: the executors' own flags, by name
+
+
+def executor_options(ctx: click.Context, store: Store, cell_cpus: float, cell_gpus: float, max_retries: int):
+    """What every executor gets: resources per cell, retries, where logs go, the plugins to load, its own flags."""
+    from harness.grid.executors import ExecutorOptions
+    from harness.store.layout import runs_dir
+
+    return ExecutorOptions(cell_cpus, cell_gpus, max_retries, logs_dir=str(runs_dir(store) / "executor-logs"),
+                           plugins_dir=ctx.find_root().params.get("plugins_dir"), extra=ctx.meta.get(EXECUTOR_OPTIONS, {}))
 
 
 def add_executor_options(command: click.Command, executors) -> None:
