@@ -1,5 +1,6 @@
 """The CLI end to end on the tiny models, and every bad input: one clear line, exit code 2, nothing lost."""
 
+import functools
 import json
 import os
 import subprocess
@@ -91,7 +92,9 @@ def test_locked_database_is_reported(tiny_data, capsys, monkeypatch):
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        monkeypatch.setattr("harness.store.Store.lock_timeout", 0.5)
+        from harness.cli import common  # the store the command opens gives up after 0.5 s instead of 30 s
+
+        monkeypatch.setattr(common, "Store", functools.partial(common.Store, lock_timeout=0.5))
         assert run_cli(tiny_run_args(tiny_data)) == 2
         assert_one_line_error(capsys, "locked by another process")
     finally:
