@@ -8,7 +8,7 @@ import torch
 
 
 def header(title: str) -> None:
-    from harness.cli import quiet_libraries
+    from harness.cli.common import quiet_libraries
 
     quiet_libraries()
     cpu = platform.processor() or platform.machine()

@@ -422,7 +422,7 @@ def main() -> None:
     if not args.smoke and not torch.cuda.is_available():
         sys.exit("error: no CUDA device visible (use --smoke to check the script on the CPU)")
     torch.set_num_threads(os.cpu_count() or 1)
-    from harness.cli import quiet_libraries
+    from harness.cli.common import quiet_libraries
 
     quiet_libraries()
     check = Check(args)
