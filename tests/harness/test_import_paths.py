@@ -67,3 +67,26 @@ def test_light_modules_do_not_import_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_the_repository_itself_uses_no_old_path():
+    """The harness, its plugins, the dashboard, the benchmarks and the other tests import the new paths: a user
+    never sees our own DeprecationWarning."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    files = [p for folder in ("harness", "plugins", "dashboard", "bench", "tests", "examples")
+             for p in (root / folder).rglob("*.py") if p.name != "test_import_paths.py" and ".venv" not in p.parts]
+    old = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "harness"):
+                continue
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    getattr(module, alias.name, None)
+            if any(" is now harness." in str(w.message) or " moved to harness." in str(w.message) for w in caught):
+                old.append(f"{path.relative_to(root)}:{node.lineno} from {node.module}")
+    assert old == []
