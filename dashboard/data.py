@@ -172,8 +172,8 @@ def filter_options(path: str) -> dict[str, list[str]]:
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def finished_runs(path: str, filters: Filters = ()) -> pd.DataFrame:
-    """Finished runs, oldest first, one row each: identity, seed, grid, learning rates, and every metric
-    as a `split/name` column."""
+    """Finished runs, oldest first, one row each: identity, seed, grid, learning rates, every metric as a
+    `split/name` column and the evaluation set of each split as `eval_set/<split>`."""
     where, params = where_clause(filters)
     with reading(path) as con:
         runs = _frame(con, f"""
@@ -184,8 +184,13 @@ def finished_runs(path: str, filters: Filters = ()) -> pd.DataFrame:
         metrics = _frame(con, f"""
             SELECT m.run_id, m.split || '/' || m.name AS key, m.value
             FROM metrics m JOIN runs r ON r.id = m.run_id WHERE {where}""", params)
+        sets = _frame(con, f"""
+            SELECT e.run_id, 'eval_set/' || e.split AS key, e.id
+            FROM evaluation_sets e JOIN runs r ON r.id = e.run_id WHERE {where}""", params)
     wide = metrics.pivot_table(index="run_id", columns="key", values="value", aggfunc="last")
-    return runs.join(wide, on="id")
+    set_columns = sets.pivot(index="run_id", columns="key", values="id") if not sets.empty else None
+    runs = runs.join(wide, on="id")
+    return runs if set_columns is None else runs.join(set_columns, on="id")
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,4 +1,4 @@
-"""The resolved configuration of one run, its key, and where caches live."""
+"""The resolved configuration of one run, its key, the evaluation set it is scored on, and where caches live."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -136,6 +137,54 @@ class RunConfig:
         """Same resolved config + same code version = same key (docs/architecture.md#4-configuration-and-run-keys)."""
         payload = json.dumps({"config": self.to_dict(), "code": code_version()}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+# -- evaluation sets: which questions a split's scores are on ----------------------------------------------
+EVALUATION_SET_KEYS = ("dataset", "limit", "corpus_limit")  # with the data's digest and the questions' ids
+WHOLE_FILE_BYTES = 64 << 20  # files up to this size are hashed whole; larger ones by size and three 1 MiB samples
+SAMPLE_BYTES = 1 << 20
+
+
+def evaluation_set_id(config: dict, split: str, example_ids: Iterable[str], data: str | None, n: int | None = None) -> str:
+    """The evaluation set a run's `split` scores are on: the dataset (with its options, `synthbio:people=500`),
+    the digest of its data folder (`data_digest`; None for packaged or hub data), `--limit`, `--corpus-limit`
+    (the passages retrieved from), the split and the ids of the questions scored (or, for a run stored without
+    predictions, their number `n`). Two runs' scores on a split are comparable only when their ids are equal
+    (docs/architecture.md §6)."""
+    ids = sorted(str(i) for i in example_ids)
+    payload = json.dumps({**{key: config.get(key) for key in EVALUATION_SET_KEYS}, "data": data, "split": split,
+                          "ids": ids, **({} if ids else {"n": n})}, sort_keys=True, default=str)
+    return "es-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def data_digest(data_dir: str | None) -> str | None:
+    """The contents of a data folder (or file) as one sha256: every file's path relative to it and its bytes
+    (files over 64 MiB: their size and the first, middle and last MiB, so a 13 GB passage file costs
+    milliseconds). Where the folder lives does not count: two copies of the same data are one set.
+    None without a data folder; `missing:<path>` for a folder that is not there (any more)."""
+    if not data_dir:
+        return None
+    root = Path(data_dir).expanduser()
+    if not root.exists():
+        return f"missing:{data_dir}"
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(root) if path != root else path.name}\0{path.stat().st_size}\0".encode())
+        digest.update(_file_sample(path))
+    return digest.hexdigest()[:16]
+
+
+def _file_sample(path: Path) -> bytes:
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if size <= WHOLE_FILE_BYTES:
+            return hashlib.sha256(handle.read()).digest()
+        parts = []
+        for offset in (0, size // 2, size - SAMPLE_BYTES):
+            handle.seek(offset)
+            parts.append(handle.read(SAMPLE_BYTES))
+        return hashlib.sha256(b"".join(parts)).digest()
 
 
 def option_help() -> dict[str, str]:

@@ -7,8 +7,8 @@ from harness.dashboard import components, data
 
 HELP = option_help()
 
-SHOWN = ["vs_best", "strategy", "dataset", "embedder", "generator", "labels", "em", "em_std", "em_ci", "f1", "f1_std",
-         "f1_ci", "recall@5", "answer_recall@5", "fit_seconds", "gpu_hours", "peak_memory_mb", "seeds",
+SHOWN = ["vs_best", "strategy", "dataset", "eval_set", "n", "embedder", "generator", "labels", "em", "em_std", "em_ci",
+         "f1", "f1_std", "f1_ci", "recall@5", "answer_recall@5", "fit_seconds", "gpu_hours", "peak_memory_mb", "seeds",
          "embed_lr", "gen_lr", "cells", "run_id"]
 
 
@@ -19,9 +19,15 @@ def columns() -> dict:
     return identity | {
         "vs_best": st.column_config.TextColumn(
             "vs best", width=125,
-            help="★ best test EM of its dataset; ≈ tied: a paired bootstrap over the shared test examples finds no "
+            help="★ best test EM of its evaluation set; ≈ tied: a paired bootstrap over the shared test examples finds no "
                  f"difference at p < {data.TIE_ALPHA} (or, without predictions, the 95% intervals overlap); "
                  "below: significantly worse"),
+        "eval_set": st.column_config.TextColumn(
+            "eval set", width=120,
+            help="the evaluation set: the same questions of the same data (dataset, its data folder's contents, "
+                 "--limit, --corpus-limit, the question ids). Rows rank, and are tested against the best, only "
+                 "within one set"),
+        "n": number("n", help="questions the row's test scores are on", format="%d", width=55),
         "labels": st.column_config.TextColumn(
             "labels", width=80, help="context labels the retriever trained on: dataset (the dataset's own gold passages) "
                                      "or silver@N (--silver-labels N: the base retriever's top-N passages with a gold answer)"),
@@ -46,12 +52,14 @@ def columns() -> dict:
 
 def body(path: str) -> None:
     st.title("Leaderboard")
-    st.caption("Per strategy × dataset × embedder × generator: the grid cell with the best mean **dev** EM, "
-               "reported on **test**. Mean ± std over seeds, 95% bootstrap interval, cost of the fit. "
-               "Hover a column header for what it measures.")
+    st.caption("Per **evaluation set** (the same `n` test questions of the same data) × strategy × embedder × "
+               "generator: the grid cell with the best mean **dev** EM, reported on **test**. Mean ± std over seeds, "
+               "95% bootstrap interval, cost of the fit. Runs scored on other questions (a `--limit` run, another "
+               "data folder) are ranked in their own set, never against these. Hover a column header for what it "
+               "measures.")
     filters = components.filter_bar(path, "leaderboard")
     sort = st.columns(4)[0].selectbox(
-        "Sort by (within each dataset)", data.SORT_KEYS, key="leaderboard_sort",
+        "Sort by (within each evaluation set)", data.SORT_KEYS, key="leaderboard_sort",
         format_func=lambda k: f"{components.label(k)} ({components.direction(k) if k != 'seeds' else 'most first'})")
     frame = data.leaderboard(path, filters, sort)
     if frame.empty:

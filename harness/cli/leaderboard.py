@@ -8,13 +8,13 @@ from rich.table import Table
 from harness.cli.common import console, fmt, open_store
 from harness.results.table_formats import FORMATS, rows_as_text
 
-LEADERBOARD_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "labels", "seeds", "n", "em", "em_std",
+LEADERBOARD_COLUMNS = ("id", "strategy", "dataset", "eval_set", "embedder", "generator", "labels", "seeds", "n", "em", "em_std",
                        "em_low", "em_high", "f1", "f1_std", "f1_low", "f1_high", "recall@5", "answer_recall@5",
                        "vs_best", "p_vs_best", "dev_em", "embed_lr", "gen_lr", "fit_seconds", "peak_memory_mb",
                        "grid_id", "cells", "run_ids")
 
 
-RUN_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "seed", "grid_id", "n", "em", "em_low",
+RUN_COLUMNS = ("id", "strategy", "dataset", "eval_set", "embedder", "generator", "seed", "grid_id", "n", "em", "em_low",
                "em_high", "f1", "f1_low", "f1_high", "recall@5", "answer_recall@5", "fit_seconds", "peak_memory_mb")
 
 
@@ -25,8 +25,10 @@ RUN_COLUMNS = ("id", "strategy", "dataset", "embedder", "generator", "seed", "gr
               help="table for the terminal; csv, json or markdown (every column, intervals included) to save or paste")
 @click.pass_context
 def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> None:
-    """The ranking the dashboard shows: per strategy × dataset × models, the best grid cell by dev EM,
-    reported as the mean over seeds with a 95% interval, ties with the best marked (harness/results/leaderboard.py).
+    """The ranking the dashboard shows: per evaluation set (the same questions of the same data: `n` says how
+    many) × strategy × models, the best grid cell by dev EM, reported as the mean over seeds with a 95%
+    interval, ties with the set's best marked (harness/results/leaderboard.py). Runs scored on different
+    questions (a `--limit` run, another data folder) are never ranked together: each set is its own section.
 
     \b
     Examples:
@@ -50,22 +52,33 @@ def leaderboard(ctx: click.Context, show_all: bool, split: str, fmt: str) -> Non
 
 
 def ranking_table(rows: list[dict], split: str, db: str) -> Table:
-    table = Table("run", "strategy", "dataset", "embedder", "generator", "labels", "seeds", "EM", "95% CI", "F1",
-                  "recall@5", "answer_recall@5", "vs best", "fit s",
-                  title=f"{split} split · best cell by dev EM · mean over seeds · {db}")
-    for r in rows:
+    from harness.results.leaderboard import group_key
+
+    table = Table("run", "strategy", "dataset", "n", "embedder", "generator", "labels", "seeds", "EM",
+                  "95% CI", "F1", "recall@5", "answer_recall@5", "vs best", "fit s",
+                  title=f"{split} split · a section per evaluation set (n questions; ids: --format csv) · best "
+                        f"cell by dev EM · mean over seeds · {db}")
+    table.columns[0].min_width = 12  # a run id is what a reader copies: never cut
+    for i, r in enumerate(rows):
         em = fmt(r["em"]) + (f" ± {r['em_std']:.1f}" if r["seeds"] > 1 and r["em_std"] == r["em_std"] else "")
-        table.add_row(r["id"], r["strategy"], r["dataset"], r["embedder"], r["generator"], r["labels"], str(r["seeds"]),
-                      em, r["em_ci"], *(fmt(r.get(m)) for m in ("f1", "recall@5", "answer_recall@5")), r["vs_best"],
-                      fmt(r.get("fit_seconds")))
+        last_of_set = i + 1 == len(rows) or group_key(rows[i + 1]) != group_key(r)
+        table.add_row(r["id"], r["strategy"], r["dataset"], count(r.get("n")), r["embedder"],
+                      r["generator"], r["labels"], str(r["seeds"]), em, r["em_ci"],
+                      *(fmt(r.get(m)) for m in ("f1", "recall@5", "answer_recall@5")), r["vs_best"],
+                      fmt(r.get("fit_seconds")), end_section=last_of_set)
     return table
 
 
+def count(value) -> str:
+    return "–" if value is None or value != value else str(round(value))
+
+
 def run_table(rows: list[dict], split: str, db: str) -> Table:
-    table = Table("run", "strategy", "dataset", "embedder", "generator", "seed", "labels", "EM", "F1", "recall@5",
-                  "answer_recall@5", "fit s", title=f"{split} split · every finished run · {db}")
+    table = Table("run", "strategy", "dataset", "n", "embedder", "generator", "seed", "labels", "EM", "F1",
+                  "recall@5", "answer_recall@5", "fit s", title=f"{split} split · every finished run · {db}")
     for r in rows:
-        table.add_row(r["id"], r["strategy"], r["dataset"], r["embedder"], r["generator"], str(r["seed"]), r["labels"],
+        table.add_row(r["id"], r["strategy"], r["dataset"], count(r.get("n")), r["embedder"],
+                      r["generator"], str(r["seed"]), r["labels"],
                       *(fmt(r.get(m)) for m in ("em", "f1", "recall@5", "answer_recall@5", "fit_seconds")))
     return table
 

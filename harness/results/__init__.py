@@ -13,7 +13,7 @@ Public (commands and trackers import these from `harness.results`): the names in
 from harness._exports import exports
 
 __all__, __getattr__ = exports(__name__, {
-    "leaderboard": ("ranking", "run_rows", "store_ranking"),
+    "leaderboard": ("ranking", "run_rows", "store_ranking", "group_key"),
     "export": ("RunRecord", "copy_artifacts", "load_run_record", "run_summary", "write_run_files"),
     "tracking": ("enable_trackers", "final_metrics", "flat_params", "is_enabled", "steps_by_step",
                  "tracker_failure_warning"),

@@ -1,9 +1,12 @@
 """The one leaderboard: how runs are grouped, selected and ranked, for `harness leaderboard` and the dashboard.
 
-A grid cell is a resolved config minus its seed (its seeds are repeats). Per strategy × dataset × embedder ×
-generator the leaderboard keeps the cell with the best mean dev EM (ties: dev F1, then more seeds, then the
-newest), reports it on test as the mean over seeds (± std) with a 95% interval, and tests every row against
-its dataset's best with a paired bootstrap over examples (`≈ tied` at p ≥ 0.05). `ranking()` returns
+A grid cell is a resolved config minus its seed (its seeds are repeats). Scores compare only on one
+**evaluation set** (the same questions of the same data: `harness.config.evaluation_set_id`): per evaluation
+set of the reported split × strategy × embedder × generator the leaderboard keeps the cell with the best mean
+dev EM (ties: dev F1, then more seeds, then the newest), reports it as the mean over seeds (± std) with a 95%
+interval and its number of questions `n`, and tests every row against its evaluation set's best with a paired
+bootstrap over examples (`≈ tied` at p ≥ 0.05). A quick `--limit 8` run is a row of its own set: it never
+displaces, nor ties with, a run scored on all the questions. `ranking()` returns
 plain rows (dicts) in order; the terminal, `--format csv|json|markdown` and the dashboard all print them.
 A run is a plain dict: its `runs` row plus `split/metric` keys (`Store.finished_runs()`).
 """
@@ -37,19 +40,30 @@ def store_ranking(store: Store, split: str = "test", sort: str = "em") -> list[d
                    earlier_stage_options(plugins.strategies().items), sort, split)
 
 
+def eval_set(run: dict, split: str) -> str | None:
+    """The evaluation set of `run`'s scores on `split` (None: the run did not score that split)."""
+    return run.get(f"eval_set/{split}")
+
+
+def group_key(row: dict) -> tuple:
+    """Rows rank against each other only within one dataset and evaluation set; larger sets first."""
+    return (str(row["dataset"]), -(row.get("n") or 0), str(row.get("eval_set")))
+
+
 def ranking(runs: Sequence[dict], scores: ExampleScores, earlier_options: dict[str, list[dict]] | None = None,
             sort: str = "em", split: str = "test") -> list[dict]:
-    """One row per strategy × dataset × embedder × generator (its best cell by dev), grouped by dataset
-    (scores on different test sets do not rank), then ordered by `sort` (best first); NaN last."""
+    """One row per evaluation set × strategy × embedder × generator (its best cell by dev), grouped by
+    dataset and evaluation set (scores on different questions do not rank), then ordered by `sort` (best
+    first); NaN last."""
     if sort not in SORT_KEYS:
         raise ValueError(f"cannot sort by {sort!r}; allowed: {', '.join(SORT_KEYS)}")
-    cells = best_cells(runs, select="dev/em", earlier_options=earlier_options)
+    cells = best_cells(runs, select="dev/em", earlier_options=earlier_options, split=split)
     per_example = [cell_examples(scores, cell) for cell in cells]
     rows = [cell_row(cell, examples, runs, earlier_options or {}, split) for cell, examples in zip(cells, per_example)]
     mark_ties(rows, per_example)
     higher_first = sort == "seeds" or metric_info(sort).higher_is_better
     order = sorted(range(len(rows)), key=lambda i: _sort_key(rows[i][sort], higher_first))
-    return sorted((rows[i] for i in order), key=lambda r: str(r["dataset"]))
+    return sorted((rows[i] for i in order), key=group_key)
 
 
 def _sort_key(value, higher_first: bool) -> tuple:
@@ -76,6 +90,7 @@ def cell_row(cell: list[dict], examples: dict, runs: Sequence[dict], earlier_opt
     newest = cell[-1]
     row = {key: newest[key] for key in IDENTITY}
     row["id"] = newest["id"]
+    row["eval_set"] = eval_set(newest, split)
     row["n"] = newest.get(f"{split}/n")
     for name in QUALITY:
         values = _present(r.get(f"{split}/{name}") for r in cell)
@@ -95,7 +110,7 @@ def cell_row(cell: list[dict], examples: dict, runs: Sequence[dict], earlier_opt
     row["embed_lr"], row["gen_lr"] = config.get("embed_lr"), config.get("gen_lr")
     row["labels"] = training_labels(config)
     row["grid_id"] = newest.get("grid_id")
-    row["cells"] = cells_tried(newest, runs, earlier_options)
+    row["cells"] = cells_tried(newest, runs, earlier_options, split)
     row["run_id"] = newest["id"]
     row["run_ids"] = " ".join(r["id"] for r in cell)
     return row
@@ -120,18 +135,19 @@ def format_interval(low: float, high: float) -> str:
     return "" if math.isnan(low) or math.isnan(high) else f"[{low:.1f}, {high:.1f}]"
 
 
-def cells_tried(run: dict, runs: Sequence[dict], earlier_options: dict) -> int:
-    same = [r for r in runs if all(r[k] == run[k] for k in IDENTITY) and not earlier_stage_cell(r, earlier_options)]
+def cells_tried(run: dict, runs: Sequence[dict], earlier_options: dict, split: str = "test") -> int:
+    same = [r for r in runs if all(r[k] == run[k] for k in IDENTITY) and eval_set(r, split) == eval_set(run, split)
+            and not earlier_stage_cell(r, earlier_options)]
     return len({grid_cell(r) for r in same})
 
 
 def mark_ties(rows: list[dict], per_example: list[dict]) -> None:
-    """`vs_best`: per dataset, the best EM is marked; every other row is tested against it with a paired
-    bootstrap over shared examples (or, without predictions, by overlap of the intervals)."""
+    """`vs_best`: per evaluation set, the best EM is marked; every other row is tested against it with a
+    paired bootstrap over its examples (or, without predictions, by overlap of the intervals)."""
     for row in rows:
         row["vs_best"], row["p_vs_best"] = "", math.nan
-    for dataset in {r["dataset"] for r in rows}:
-        group = [i for i, r in enumerate(rows) if r["dataset"] == dataset and not math.isnan(r["em"])]
+    for key in {group_key(r) for r in rows}:
+        group = [i for i, r in enumerate(rows) if group_key(r) == key and not math.isnan(r["em"])]
         if not group:
             continue
         best = max(group, key=lambda i: rows[i]["em"])  # the first of equals, as pandas' idxmax
@@ -155,6 +171,7 @@ def run_rows(store: Store, split: str = "test") -> list[dict]:
     rows = []
     for run in reversed(store.finished_runs()):
         row = {key: run[key] for key in ("id", "strategy", "dataset", "embedder", "generator", "seed", "grid_id")}
+        row["eval_set"] = eval_set(run, split)
         row["labels"] = training_labels(_config(run))
         for key, value in run.items():
             if key.startswith(f"{split}/") or key.startswith("cost/"):
@@ -201,15 +218,17 @@ def earlier_stage_cell(run: dict, earlier_options: dict[str, list[dict]]) -> boo
 
 
 def best_cells(runs: Sequence[dict], select: str = "dev/em", tie_break: str = "dev/f1",
-               earlier_options: dict[str, list[dict]] | None = None) -> list[list[dict]]:
-    """Per strategy × dataset × embedder × generator, the runs (one per seed) of the grid cell with the
-    highest mean `select` metric; ties go to the higher mean `tie_break` (as `harness grid` selects), then
-    to the cell with more seeds, then to the newest. Earlier-stage cells of staged grids are left out."""
+               earlier_options: dict[str, list[dict]] | None = None, split: str = "test") -> list[list[dict]]:
+    """Per strategy × dataset × embedder × generator × evaluation set of `split`, the runs (one per seed) of
+    the grid cell with the highest mean `select` metric; ties go to the higher mean `tie_break` (as `harness
+    grid` selects), then to the cell with more seeds, then to the newest (a cell without `select`, e.g. a
+    run that scored only test, is chosen by those). Earlier-stage cells of staged grids are left out."""
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for run in latest_per_seed(runs):
         if earlier_options and earlier_stage_cell(run, earlier_options):
             continue
-        groups.setdefault(tuple(run[k] for k in IDENTITY), {}).setdefault(grid_cell(run), []).append(run)
+        key = (*(run[k] for k in IDENTITY), eval_set(run, split))
+        groups.setdefault(key, {}).setdefault(grid_cell(run), []).append(run)
     chosen = []
     for cells in groups.values():
         ranked = list(cells.values())  # insertion order = finishing order of each cell's first run

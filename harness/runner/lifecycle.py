@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import env, plugins
-from harness.config import RunConfig, cache_dir
+from harness.config import RunConfig, cache_dir, data_digest
 from harness.errors import StrategyFailed, Terminated, UserError, interrupt_behind, raise_pending_interrupt
 from harness.evaluation import evaluate
 from harness.runner.assemble import (
@@ -105,7 +105,7 @@ def run_in_folder(folder: RunFolder, resolved: Resolved | None = None, dataset: 
     configure_torch(cfg.seed)
     device = str(accelerator.device) if accelerator is not None else pick_device()
     if main:
-        folder.start_attempt(run_metadata(device, accelerator))
+        folder.start_attempt({**run_metadata(device, accelerator), "data_digest": data_digest(cfg.data_dir)})
     ctx = None
     with folder.heartbeat() if main else contextlib.nullcontext():
         try:

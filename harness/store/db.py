@@ -20,9 +20,10 @@ from typing import Any
 import duckdb
 
 from harness import env
+from harness.config import SPLITS
 from harness.errors import UserError
 from harness.store.folder import FinishedRun, effective_status
-from harness.store.migrations import migrate
+from harness.store.migrations import evaluation_set_rows, migrate
 
 DEFAULT_DB = "harness.duckdb"
 
@@ -148,6 +149,8 @@ class Store:
                     [_prediction_row(run_id, p) for p in predictions],
                 )
             con.execute("UPDATE runs SET status = 'finished', finished_at = now() WHERE id = ?", [run_id])
+            config, digest = con.execute("SELECT config, data_digest FROM runs WHERE id = ?", [run_id]).fetchone()
+            _store_evaluation_sets(con, run_id, json.loads(config), digest, metrics, predictions)
 
     def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
         """Mark a run failed or interrupted, with its error. Nothing else of it is written."""
@@ -264,13 +267,26 @@ class Store:
                           [run_id])
 
     def finished_runs(self) -> list[dict]:
-        """Every finished run with its metrics pivoted into columns `split/name`."""
+        """Every finished run with its metrics pivoted into columns `split/name` and the evaluation set of
+        each split it scored as `eval_set/<split>`."""
         runs = self.query("SELECT * FROM runs WHERE status = 'finished' ORDER BY finished_at")
+        sets = self.evaluation_sets([r["id"] for r in runs])
         for run in runs:
             for split, values in self.run_metrics(run["id"]).items():
                 for name, value in values.items():
                     run[f"{split}/{name}"] = value
+            for split, set_id in sets.get(run["id"], {}).items():
+                run[f"eval_set/{split}"] = set_id
         return runs
+
+    def evaluation_sets(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """run id -> split -> the evaluation set its scores on that split are on."""
+        out: dict[str, dict[str, str]] = {}
+        if run_ids:
+            for row in self.query("SELECT run_id, split, id FROM evaluation_sets WHERE list_contains(?, run_id)",
+                                  [list(run_ids)]):
+                out.setdefault(row["run_id"], {})[row["split"]] = row["id"]
+        return out
 
 
 def _insert_run(con: duckdb.DuckDBPyConnection, run_id: str, run_key: str, config: dict, meta: dict, status: str) -> None:
@@ -308,6 +324,23 @@ def _store_results(con: duckdb.DuckDBPyConnection, run: FinishedRun) -> None:
     for kind, entry in run.artifacts.items():
         con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
                     [run_id, kind, entry["path"], entry["sha256"], _local_time(run.finished_at)])
+    _store_evaluation_sets(con, run_id, run.config, meta.get("data_digest"), run.metrics, run.predictions)
+
+
+def _store_evaluation_sets(con: duckdb.DuckDBPyConnection, run_id: str, config: dict, digest: str | None,
+                           metrics: Sequence, predictions: Sequence[dict]) -> None:
+    """The evaluation set of each split the run scored (harness.config.evaluation_set_id)."""
+    ids: dict[str, list[str]] = {}
+    for p in predictions:
+        ids.setdefault(p["split"], []).append(p["example_id"])
+    counts: dict[str, float | None] = {}
+    for split, name, value in metrics:
+        if split in SPLITS and (name == "n" or split not in counts):
+            counts[split] = value if name == "n" else None
+    con.execute("DELETE FROM evaluation_sets WHERE run_id = ?", [run_id])
+    con.execute("UPDATE runs SET data_digest = ? WHERE id = ?", [digest, run_id])
+    if rows := evaluation_set_rows(run_id, config, digest, ids, counts):
+        con.executemany("INSERT INTO evaluation_sets VALUES (?, ?, ?, ?)", rows)
 
 
 def _local_time(iso: str | None) -> dt.datetime | None:

@@ -5,10 +5,12 @@ Add a change as a new function `mNNN_what_it_does(con)` at the end of MIGRATIONS
 
 from __future__ import annotations
 
+import json
 import os
 
 import duckdb
 
+from harness.config import data_digest, evaluation_set_id
 from harness.errors import UserError
 
 
@@ -119,7 +121,47 @@ def m003_run_folders(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("UPDATE artifacts SET path = ? WHERE run_id = ? AND path = ?", [kind, run_id, path])
 
 
-MIGRATIONS = [m001_initial, m002_answer_match_definition, m003_run_folders]
+def m004_evaluation_sets(con: duckdb.DuckDBPyConnection) -> None:
+    """Which questions each run's split was scored on (`harness.config.evaluation_set_id`): the leaderboard
+    ranks, selects and tests runs only within one evaluation set. Stored runs get theirs from their config,
+    their stored predictions' ids and their data folder as it is now (`missing:<path>` where it is gone)."""
+    con.execute(
+        """
+        CREATE TABLE evaluation_sets (
+            run_id VARCHAR NOT NULL,
+            split VARCHAR NOT NULL,
+            id VARCHAR NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (run_id, split)
+        )
+        """
+    )
+    con.execute("ALTER TABLE runs ADD COLUMN data_digest VARCHAR")
+    for run_id, config in con.execute("SELECT id, config FROM runs WHERE status = 'finished'").fetchall():
+        config = json.loads(config)
+        digest = data_digest(config.get("data_dir"))
+        con.execute("UPDATE runs SET data_digest = ? WHERE id = ?", [digest, run_id])
+        ids = con.execute("SELECT split, list(example_id) FROM predictions WHERE run_id = ? GROUP BY split",
+                          [run_id]).fetchall()
+        counts = con.execute("SELECT split, max(value) FILTER (WHERE name = 'n') FROM metrics WHERE run_id = ? "
+                             "AND split IN ('train', 'dev', 'test') GROUP BY split", [run_id]).fetchall()
+        if rows := evaluation_set_rows(run_id, config, digest, dict(ids), dict(counts)):
+            con.executemany("INSERT INTO evaluation_sets VALUES (?, ?, ?, ?)", rows)
+
+
+def evaluation_set_rows(run_id: str, config: dict, digest: str | None, ids: dict[str, list[str]],
+                        counts: dict[str, float | None]) -> list[tuple[str, str, str, int]]:
+    """(run id, split, evaluation set id, n) for every split the run has predictions or metrics for (`counts`:
+    split -> its `n` metric, None where it has none)."""
+    rows = []
+    for split in sorted(set(ids) | set(counts)):
+        split_ids = ids.get(split) or []
+        n = len(split_ids) if split_ids else int(counts.get(split) or 0)
+        rows.append((run_id, split, evaluation_set_id(config, split, split_ids, digest, n), n))
+    return rows
+
+
+MIGRATIONS = [m001_initial, m002_answer_match_definition, m003_run_folders, m004_evaluation_sets]
 
 
 def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
