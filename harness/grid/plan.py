@@ -158,6 +158,7 @@ class Cell:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # mean over the cell's seeds
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)  # one per seed
+    eval_set: str | None = None  # the evaluation set of its dev scores (harness.config.evaluation_set_id)
 
     def score(self) -> tuple[float, float]:
         dev = self.metrics.get("dev", {})
@@ -187,9 +188,15 @@ def cell_config(base: RunConfig, lrs: dict[str, float | None], options: dict[str
 
 
 def select_best(cells: list[Cell]) -> Cell | None:
-    """The finished cell with the highest dev EM, ties broken by dev F1, then by grid order."""
+    """The finished cell with the highest dev EM, ties broken by dev F1, then by grid order; compared only
+    within one evaluation set (a reused cell scored on other dev questions, say data changed under the same
+    folder, never competes): the set most cells were scored on, ties to the first cell's."""
     done = [c for c in cells if c.status in ("finished", "skipped") and "dev" in c.metrics]
-    return max(done, key=lambda c: c.score()) if done else None
+    if not done:
+        return None
+    sets = [c.eval_set for c in done]
+    common = max(sets, key=lambda s: (sets.count(s), -sets.index(s)))
+    return max((c for c in done if c.eval_set == common), key=lambda c: c.score())
 
 
 def mean_metrics(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

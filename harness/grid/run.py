@@ -125,6 +125,7 @@ def _finish_cell(cell: Cell, outcomes: list[tuple[str, str, str | None]], store:
     else:
         cell.status = "finished" if any(s == "finished" for _, s, _ in outcomes) else "skipped"
         cell.metrics = mean_metrics([store.run_metrics(rid) for rid in cell.run_ids])
+        cell.eval_set = store.evaluation_sets(cell.run_ids[:1]).get(cell.run_id, {}).get("dev")
     if on_cell:
         on_cell(cell)
 
@@ -140,9 +141,11 @@ def selected_lrs(store: Store, source: str, base: RunConfig) -> dict[str, float 
     """The learning rates of the selected cell of the latest `source` grid on the same data and models."""
     source_cls = plugins.strategies().get(source)
     runs = store.finished_grid_runs(source, base.dataset, base.embedder, base.generator)
-    runs = [r for r in runs if json.loads(r["config"]).get("data_dir") == base.data_dir]
+    runs = [r for r in runs if all(json.loads(r["config"]).get(key) == getattr(base, key)
+                                   for key in ("data_dir", "limit", "corpus_limit"))]
     if not runs:
-        raise UserError(f"no finished {source} grid for dataset '{base.dataset}' with {base.embedder} + "
+        raise UserError(f"no finished {source} grid for dataset '{base.dataset}' (this data folder, --limit and "
+                        f"--corpus-limit) with {base.embedder} + "
                         f"{base.generator}; run `harness grid --plugin {source} --lr-grid paper` first")
     latest = runs[0]["grid_id"]
     earlier = [opts for _, opts in lr_stages(source_cls)[:-1] if opts]
@@ -152,7 +155,8 @@ def selected_lrs(store: Store, source: str, base: RunConfig) -> dict[str, float 
         options = {k: str(v) for k, v in config.get("strategy_options", {}).items()}
         if any(all(options.get(k) == str(v) for k, v in opts.items()) for opts in earlier):
             continue  # an earlier stage's cell (e.g. two_phase phase 1 only): not a finished strategy
-        cells.append(Cell(0, {n: config.get(n) for n in LR_NAMES}, run["id"], "finished", store.run_metrics(run["id"])))
+        cells.append(Cell(0, {n: config.get(n) for n in LR_NAMES}, run["id"], "finished", store.run_metrics(run["id"]),
+                          eval_set=store.evaluation_sets([run["id"]]).get(run["id"], {}).get("dev")))
     best = select_best(cells)
     if best is None:
         raise UserError(f"the latest {source} grid ({latest}) has no finished final-stage cell")

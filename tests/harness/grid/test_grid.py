@@ -211,3 +211,17 @@ def test_cell_metrics_are_the_mean_over_seeds():
 
     merged = mean_metrics([{"dev": {"em": 10.0, "f1": 20.0}}, {"dev": {"em": 30.0}}])
     assert merged == {"dev": {"em": 20.0, "f1": 20.0}}
+
+
+def test_selection_compares_cells_only_within_one_evaluation_set():
+    """A cell reused from a store where the data changed under the same folder (another dev set) never wins,
+    however high its dev EM: selection is within the set most cells were scored on."""
+    from harness.grid.plan import Cell, select_best
+
+    def cell(em: float, eval_set: str) -> Cell:
+        return Cell(0, {"gen_lr": em}, status="finished", metrics={"dev": {"em": em, "f1": em}}, eval_set=eval_set)
+
+    other = cell(90.0, "es-other")
+    cells = [cell(40.0, "es-a"), other, cell(55.0, "es-a"), cell(50.0, "es-a")]
+    assert select_best(cells).metrics["dev"]["em"] == 55.0
+    assert select_best([other]) is other
