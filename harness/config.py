@@ -24,6 +24,7 @@ INDEX_KINDS = ("flat", "hnsw", "ivfpq")
 INDEX_DEVICES = ("cpu", "cuda")
 QUANTIZE_CHOICES = ("4bit", "none")
 SPLITS = ("train", "dev", "test")
+EVAL_MODES = ("closed_book", "oracle", "retention")  # harness/evaluation.py
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes 0..2**32-1
 # the learning rates `harness grid --lr-grid NAME` searches (Lawton et al. 2025, §2.5: 1e-8 ... 1e-4)
 PAPER_GRID = (1e-8, 3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
@@ -88,6 +89,12 @@ class RunConfig:
     eval_batch_size: int | None = _opt(None, "questions per generation batch at evaluation (default: 8 on CPU; on a "
                                              "GPU as many as fit in half its free memory)")
     eval_splits: list[str] = _opt(["dev", "test"], "splits the harness evaluates after fit")
+    eval_modes: list[str] = _opt([], "extra evaluation on the same models, each one more generation pass: "
+                                     "closed_book (no passages), oracle (the gold passages in place of retrieval), "
+                                     "retention (the generator before and after fit on held-out data: perplexity "
+                                     "and closed-book EM); comma-separated")
+    retention_probe: str = _opt("fanoutqa_wiki", "dataset whose passages and questions probe the generator for "
+                                                 "--eval-modes retention (those the run trains on are left out)")
     silver_labels: int | None = _opt(None, "DPR's silver context labels: the training questions' gold passages become "
                                            "the base retriever's top-N passages that contain a gold answer; "
                                            "questions with none are dropped from training (for datasets without labels)")
@@ -117,6 +124,10 @@ class RunConfig:
             raise UserError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)} (or unset), got {self.quantize!r}")
         if self.index_device not in INDEX_DEVICES:
             raise UserError(f"--index-device must be one of {', '.join(INDEX_DEVICES)}, got {self.index_device!r}")
+        unknown = [m for m in self.eval_modes if m not in EVAL_MODES]
+        if unknown:
+            raise UserError(f"--eval-modes must name some of {', '.join(EVAL_MODES)} (comma-separated), "
+                            f"got {','.join(map(str, unknown))}")
         bad = [s for s in self.eval_splits if s not in SPLITS]
         if bad or not self.eval_splits:
             raise UserError(f"--eval-splits must name one or more of {', '.join(SPLITS)} (comma-separated), "

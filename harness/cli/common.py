@@ -79,6 +79,8 @@ def run_options(func):
         click.option("--max-new-tokens", type=int, default=24, show_default=True, help=HELP["max_new_tokens"]),
         click.option("--eval-batch-size", type=int, default=None, help=HELP["eval_batch_size"]),
         click.option("--eval-splits", default="dev,test", show_default=True, help="comma-separated splits to evaluate"),
+        click.option("--eval-modes", default="", metavar="MODES", help=HELP["eval_modes"] + " (harness/evaluation.py)"),
+        click.option("--retention-probe", default="fanoutqa_wiki", show_default=True, help=HELP["retention_probe"]),
         click.option("--silver-labels", type=int, default=None, metavar="N", help=HELP["silver_labels"]),
         click.option("--max-train-flops", type=float, default=None, metavar="FLOPS", help=HELP["max_train_flops"]),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=HELP["strategy_options"]),
@@ -112,6 +114,7 @@ def build_config(kwargs: dict, ctx: click.Context | None = None, file_values: di
     values = dict(kwargs)
     values["strategy_options"] = parse_sets(values.pop("sets", ()))
     values["eval_splits"] = [s.strip() for s in values.pop("eval_splits").split(",") if s.strip()]
+    values["eval_modes"] = [m.strip() for m in values.pop("eval_modes", "").split(",") if m.strip()]
     values.update(overrides)
     if file_values:
         from harness.config_file import merge_over_file

@@ -20,6 +20,7 @@ from harness import env, plugins
 from harness.config import RunConfig, git_sha
 from harness.data.splits import limit_corpus
 from harness.errors import UserError
+from harness.evaluation import RetentionProbe
 from harness.models.generation import Generator
 from harness.pipeline import RagPipeline
 from harness.retrieval.index import build_or_load_index, index_params
@@ -78,6 +79,27 @@ def load_dataset(cfg: RunConfig, resolved: Resolved) -> RagDataset:
     if not dataset.train and resolved.strategy_cls.learning_rates:  # a strategy that trains nothing needs no train split
         raise UserError(f"dataset '{cfg.dataset}' has no training examples")
     return dataset
+
+
+RETENTION_SIZE = 64  # held-out passages and questions in the retention probe
+
+
+def load_retention_probe(cfg: RunConfig, dataset: RagDataset, size: int = RETENTION_SIZE) -> RetentionProbe:
+    """Up to `size` passages and `size` questions of `--retention-probe` (a fixed sample: every run of a study
+    gets the same probe) that the run does not train on: no training question (by its text), no passage that
+    is a training question's gold passage (by its text). The run's own dataset as probe: its dev and test
+    questions and its corpus."""
+    probe = dataset if cfg.retention_probe == cfg.dataset else plugins.datasets().get(cfg.retention_probe).load(
+        DatasetOptions())
+    trained_questions = {ex.question.strip().lower() for ex in dataset.train}
+    gold_rows = (dataset.corpus.row_of(pid) for ex in dataset.train for pid in ex.gold_passage_ids)
+    trained_texts = {dataset.corpus[row].text for row in gold_rows if row is not None}
+    rng = random.Random(0)
+    rows = rng.sample(range(len(probe.corpus)), min(len(probe.corpus), 4 * size))
+    passages = [text for text in (probe.corpus[row].text for row in rows) if text not in trained_texts][:size]
+    splits = ("dev", "test") if probe is dataset else ("train", "dev", "test")
+    questions = [ex for split in splits for ex in probe.split(split) if ex.question.strip().lower() not in trained_questions]
+    return RetentionProbe(passages, rng.sample(questions, min(size, len(questions))))
 
 
 def configure_torch(seed: int) -> None:

@@ -19,13 +19,14 @@ from pathlib import Path
 from harness import env, plugins
 from harness.config import RunConfig, cache_dir, data_digest
 from harness.errors import StrategyFailed, Terminated, UserError, interrupt_behind, raise_pending_interrupt
-from harness.evaluation import evaluate
+from harness.evaluation import GeneratorSnapshot, RetentionProbe, evaluate, retention_metrics, snapshot_generator
 from harness.runner.assemble import (
     Resolved,
     build_pipeline,
     check_generator_sharding,
     configure_torch,
     load_dataset,
+    load_retention_probe,
     resolve,
     run_metadata,
 )
@@ -114,10 +115,12 @@ def run_in_folder(folder: RunFolder, resolved: Resolved | None = None, dataset: 
             dataset, silver = with_silver_labels(pipeline, dataset, cfg.silver_labels) if cfg.silver_labels else (dataset, None)
             ctx = FitContext(pipeline, dataset, cfg, resolved.options, device, folder.path.name, folder, timer,
                              accelerator=accelerator)
+            probe, before = _retention_before(cfg, dataset, pipeline)
             with timer.section("fit"):
                 _fit(resolved, ctx)
             ctx.flush_log()
             metrics, predictions = _evaluate_all(ctx, timer)
+            metrics += _retention_after(cfg, pipeline, probe, before)
             metrics += silver.metrics() if silver else []
             if main:
                 write_cards_or_warn(folder, metrics, cfg, resolved)
@@ -171,6 +174,22 @@ def _fit(resolved: Resolved, ctx: FitContext) -> None:
         ) from exc
 
 
+def _retention_before(cfg: RunConfig, dataset: RagDataset, pipeline) -> tuple[RetentionProbe | None, GeneratorSnapshot | None]:
+    """With `--eval-modes retention`: the held-out probe and the generator's scores on it before fit."""
+    if "retention" not in cfg.eval_modes:
+        return None, None
+    probe = load_retention_probe(cfg, dataset)
+    return probe, snapshot_generator(pipeline.generator, probe, cfg.max_new_tokens, cfg.eval_batch_size)
+
+
+def _retention_after(cfg: RunConfig, pipeline, probe: RetentionProbe | None,
+                     before: GeneratorSnapshot | None) -> list[tuple[str, str, float]]:
+    if probe is None or before is None:
+        return []
+    after = snapshot_generator(pipeline.generator, probe, cfg.max_new_tokens, cfg.eval_batch_size)
+    return [("retention", name, value) for name, value in retention_metrics(before, after, cfg.seed).items()]
+
+
 def _evaluate_all(ctx: FitContext, timer: Timer) -> tuple[list[tuple[str, str, float]], list[dict]]:
     cfg = ctx.config
     metrics: list[tuple[str, str, float]] = []
@@ -178,7 +197,7 @@ def _evaluate_all(ctx: FitContext, timer: Timer) -> tuple[list[tuple[str, str, f
     for split in cfg.eval_splits:
         with timer.section(f"eval_{split}"):
             result = evaluate(ctx.pipeline, ctx.dataset.split(split), split, cfg.max_new_tokens, cfg.eval_batch_size,
-                              cfg.seed, ctx.accelerator)
+                              cfg.seed, ctx.accelerator, tuple(cfg.eval_modes))
         metrics += [(split, name, value) for name, value in result.metrics.items()]
         metrics.append((split, "eval_seconds", timer.seconds[f"eval_{split}"]))
         predictions += result.predictions
