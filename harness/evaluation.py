@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from harness.metrics import answer_hit, bootstrap_interval, exact_match, f1_score, passage_hit
-from harness.pipeline import RagPipeline
-from harness.runtime.distributed import gather_in_order, shard
 from harness.runtime.progress import progress
 from harness.types import RagExample
+
+if TYPE_CHECKING:  # the arithmetic (summarize, decompose) is read by the leaderboard and dashboard without torch
+    from harness.pipeline import RagPipeline
 
 
 @dataclass
@@ -47,6 +48,8 @@ def evaluate(pipeline: RagPipeline, examples: list[RagExample], split: str, max_
     predictions are gathered in shard order: every example once, in the order given. `batch_size` None:
     8 on the CPU, by free memory on a GPU (`Generator.batch_size_for`).
     """
+    from harness.runtime.distributed import gather_in_order, shard  # torch: not for readers of the arithmetic
+
     if not examples:
         return SplitResult(split, {}, [])
     part = shard(accelerator, examples)
@@ -86,6 +89,8 @@ def predict(pipeline: RagPipeline, examples: list[RagExample], split: str, max_n
     prompts = pipeline.prompts(questions, rows)
     batch_size = batch_size or pipeline.generator.batch_size_for(prompts, max_new_tokens)
     if pipeline.generator.sharded:  # one batch size on every process: as many generate calls on each
+        from harness.runtime.distributed import gather_in_order
+
         batch_size = min(gather_in_order(accelerator, [batch_size]))
     answers = generate_all(pipeline, prompts, max_new_tokens, batch_size, f"evaluating {split}")
     scored = [_score(ex, answer, pipeline.passages(r), pipeline.k, split)
@@ -251,18 +256,19 @@ def snapshot_generator(generator, probe: RetentionProbe, max_new_tokens: int, ba
     return GeneratorSnapshot(list(nll), list(tokens), em)
 
 
-@torch.no_grad()
 def passage_nll(generator, text: str, max_tokens: int) -> tuple[float, int]:
     """Summed next-token negative log-likelihood of `text` (its first `max_tokens` tokens) and the tokens scored."""
+    import torch
+
     model, tokenizer = generator.model, generator.tokenizer
+    ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_tokens)["input_ids"].to(generator.device)
+    if ids.shape[1] < 2:
+        return 0.0, 0
     was_training = model.training
     model.eval()
     try:
-        ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_tokens)["input_ids"]
-        ids = ids.to(generator.device)
-        if ids.shape[1] < 2:
-            return 0.0, 0
-        logits = model(input_ids=ids).logits[:, :-1].float()
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[:, :-1].float()
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
                                                  reduction="sum")
         return float(loss), int(ids.shape[1] - 1)

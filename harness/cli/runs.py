@@ -5,6 +5,7 @@ made elsewhere, ingested in one transaction; twice changes nothing)."""
 from __future__ import annotations
 
 import json
+import math
 
 import click
 from rich.table import Table
@@ -20,13 +21,23 @@ from harness.store.folder import collect_finished
               help="how many predictions to show (0: none)")
 @click.option("--config", "as_config", is_flag=True,
               help="print only the run's resolved config as a TOML file that re-runs it exactly")
+@click.option("--baseline", default=None, metavar="RUN_ID",
+              help="split the EM gain over this run into retrieval and reading (default: the newest no_ft run on "
+                   "the same test questions with the same models, if there is one)")
 @click.pass_context
-def show(ctx: click.Context, run_id: str, n_predictions: int, as_config: bool) -> None:
-    """Show one run: config, status, metrics and a few predictions (RUN_ID may be a prefix).
+def show(ctx: click.Context, run_id: str, n_predictions: int, as_config: bool, baseline: str | None) -> None:
+    """Show one run: config, status, metrics, where its score comes from and a few predictions (RUN_ID may be
+    a prefix).
+
+    Where the score comes from (harness/evaluation.py): EM on the questions whose gold passage was retrieved
+    and on the rest, the share of correct answers supported by a retrieved passage (grounded), closed-book and
+    oracle EM (with `--eval-modes`), the retention of the generator, and the gain over a baseline run on the
+    same questions split into retrieval and reading.
 
     \b
     Examples:
       harness show 3f2a9c
+      harness show 3f2a9c --baseline 77e0b1
       harness show 3f2a9c --config > run.toml && harness run --config run.toml --force
     """
     store = open_store(ctx)
@@ -44,7 +55,10 @@ def show(ctx: click.Context, run_id: str, n_predictions: int, as_config: bool) -
         console.print(f"[red]error:[/] {run['error']}")
     console.print(f"code {run['harness_version']} @ {run['git_sha']} · device {run['device']}")
     console.print_json(run["config"])
-    print_metrics(store.run_metrics(run["id"]))
+    metrics = store.run_metrics(run["id"])
+    print_metrics(metrics)
+    print_sources(metrics)
+    print_gain(store, run, metrics, baseline)
     preds = store.run_predictions(run["id"], limit=n_predictions)
     if preds:
         table = Table("split", "question", "prediction", "gold", "EM", "F1", title="predictions")
@@ -52,6 +66,63 @@ def show(ctx: click.Context, run_id: str, n_predictions: int, as_config: bool) -
             table.add_row(p["split"], p["question"], p["prediction"], ", ".join(json.loads(p["golds"])),
                           f"{p['em']:.0f}", f"{p['f1']:.2f}")
         console.print(table)
+
+
+def print_sources(metrics: dict[str, dict[str, float]]) -> None:
+    """Where each split's EM comes from, and the generator's retention, where the run measured them."""
+    table = Table("split", "n", "gold in top-k", "EM there", "gold missed", "EM there", "grounded %", "closed-book EM",
+                  "oracle EM", title="where the score comes from (EM %, 95% CI)")
+    for split, m in metrics.items():
+        if "n_gold_retrieved" in m or "grounded" in m or "closed_book_em" in m:
+            table.add_row(split, fmt(m.get("n"), integer=True), fmt(m.get("n_gold_retrieved"), integer=True),
+                          with_ci(m, "em_gold_retrieved"), fmt(m.get("n_gold_missed"), integer=True),
+                          with_ci(m, "em_gold_missed"), fmt(m.get("grounded")), with_ci(m, "closed_book_em"),
+                          with_ci(m, "oracle_em"))
+    if table.rows:
+        console.print(table)
+    r = metrics.get("retention", {})
+    if r:
+        console.print(f"retention (generator before → after fit, {fmt(r.get('n_passages'), integer=True)} held-out "
+                      f"passages, {fmt(r.get('n_questions'), integer=True)} questions): perplexity "
+                      f"{fmt(r.get('perplexity_before'))} → {fmt(r.get('perplexity_after'))} "
+                      f"({signed(r.get('perplexity_change'))}%), closed-book EM {fmt(r.get('em_before'))} → "
+                      f"{fmt(r.get('em_after'))} ({signed(r.get('em_change'))} points, 95% CI "
+                      f"{fmt(r.get('em_change_low'))} to {fmt(r.get('em_change_high'))})")
+
+
+def with_ci(m: dict, name: str) -> str:
+    if m.get(name) is None:
+        return "–"
+    return f"{fmt(m[name])} [{fmt(m.get(f'{name}_low'))}, {fmt(m.get(f'{name}_high'))}]"
+
+
+def signed(value) -> str:
+    return "–" if value is None or value != value else f"{value:+.1f}"
+
+
+def print_gain(store, run: dict, metrics: dict, baseline: str | None) -> None:
+    """The test EM gain over a baseline run on the same test questions, as retrieval + reading."""
+    from harness.evaluation import decompose
+
+    base = store.find_run(baseline) if baseline else store.baseline_run(run, "no_ft")
+    if base is None or base["id"] == run["id"]:
+        return
+    sets = store.evaluation_sets([run["id"], base["id"]])
+    split = "test" if "test" in metrics else next(iter(sets.get(run["id"], {})), None)
+    if split is None or sets.get(run["id"], {}).get(split) != sets.get(base["id"], {}).get(split):
+        if baseline:
+            raise UserError(f"run {base['id']} was not scored on the same {split or 'test'} questions as {run['id']} "
+                            "(another evaluation set): their EM does not compare")
+        return
+    mine, theirs = metrics.get(split, {}), store.run_metrics(base["id"]).get(split, {})
+    parts = decompose(mine, theirs)
+    if parts is None:
+        gain = mine.get("em", math.nan) - theirs.get("em", math.nan)
+        console.print(f"vs {base['strategy']} run {base['id']} on the same {split} questions: EM {signed(gain)} "
+                      "(no context labels: not split into retrieval and reading)")
+        return
+    console.print(f"vs {base['strategy']} run {base['id']} on the same {split} questions: EM {signed(parts['total'])} "
+                  f"= retrieval {signed(parts['retrieval'])} + reading {signed(parts['reading'])} points")
 
 
 @click.command()

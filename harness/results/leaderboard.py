@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from harness.evaluation import decompose
 from harness.metrics import bootstrap_interval, metric_info, paired_bootstrap
 from harness.store.db import Store
 from harness.strategy import lr_stages
@@ -27,6 +28,10 @@ IDENTITY = ("strategy", "dataset", "embedder", "generator")
 QUALITY = ("em", "f1", "recall@5", "answer_recall@5")
 COSTS = ("fit_seconds", "gpu_hours", "peak_memory_mb")
 SORT_KEYS = QUALITY + COSTS + ("seeds",)
+# where a score comes from (harness/evaluation.py): per split, and the generator's retention over fit
+SOURCES = ("closed_book_em", "oracle_em", "em_gold_retrieved", "em_gold_missed", "n_gold_retrieved", "grounded")
+RETENTION = ("perplexity_change", "em_change")
+BASELINE = "no_ft"  # gains are split into retrieval and reading against this strategy's row of the same set
 TIE_ALPHA = 0.05
 ExampleScores = Mapping[str, Mapping[str, tuple[float, float]]]  # run id -> example id -> (EM, F1), 0-100
 
@@ -61,6 +66,7 @@ def ranking(runs: Sequence[dict], scores: ExampleScores, earlier_options: dict[s
     per_example = [cell_examples(scores, cell) for cell in cells]
     rows = [cell_row(cell, examples, runs, earlier_options or {}, split) for cell, examples in zip(cells, per_example)]
     mark_ties(rows, per_example)
+    add_gains(rows)
     higher_first = sort == "seeds" or metric_info(sort).higher_is_better
     order = sorted(range(len(rows)), key=lambda i: _sort_key(rows[i][sort], higher_first))
     return sorted((rows[i] for i in order), key=group_key)
@@ -101,6 +107,9 @@ def cell_row(cell: list[dict], examples: dict, runs: Sequence[dict], earlier_opt
         row[f"{name}_ci"] = format_interval(row[f"{name}_low"], row[f"{name}_high"])
     for name in COSTS:
         values = _present(r.get(f"cost/{name}") for r in cell)
+        row[name] = float(np.mean(values)) if values else math.nan
+    for key, name in [(f"{split}/{n}", n) for n in SOURCES] + [(f"retention/{n}", f"retention_{n}") for n in RETENTION]:
+        values = _present(r.get(key) for r in cell)
         row[name] = float(np.mean(values)) if values else math.nan
     row["seeds"] = len(cell)
     for name in QUALITY:
@@ -164,6 +173,26 @@ def versus(rows: list[dict], i: int, best: int, per_example: list[dict]) -> tupl
         return (f"≈ tied (p={p:.2f})" if p >= TIE_ALPHA else f"below (p={p:.3f})"), p
     overlap = rows[i]["em_high"] >= rows[best]["em_low"]
     return ("≈ tied (CIs overlap)" if overlap else "below (CIs apart)"), math.nan
+
+
+def add_gains(rows: list[dict]) -> None:
+    """`gain_retrieval` and `gain_reading`: a row's EM over the `no_ft` row of its evaluation set and models,
+    split by `harness.evaluation.decompose` (NaN without such a row or without context labels)."""
+    for row in rows:
+        row["gain_retrieval"] = row["gain_reading"] = math.nan
+        base = next((b for b in rows if b["strategy"] == BASELINE and group_key(b) == group_key(row)
+                     and b["embedder"] == row["embedder"] and b["generator"] == row["generator"]), None)
+        if base is None:
+            continue
+        parts = decompose(split_view(row), split_view(base))
+        if parts is not None:
+            row["gain_retrieval"], row["gain_reading"] = parts["retrieval"], parts["reading"]
+
+
+def split_view(row: dict) -> dict[str, float]:
+    """A row's split metrics under the names `decompose` reads (NaN ones left out)."""
+    names = ("n", "em", "n_gold_retrieved", "em_gold_retrieved", "em_gold_missed")
+    return {n: row[n] for n in names if row.get(n) is not None and not math.isnan(row[n])}
 
 
 def run_rows(store: Store, split: str = "test") -> list[dict]:

@@ -279,6 +279,16 @@ class Store:
                 run[f"eval_set/{split}"] = set_id
         return runs
 
+    def baseline_run(self, run: dict, strategy: str, split: str = "test") -> dict | None:
+        """The newest finished `strategy` run scored on the same `split` questions as `run`, with its models."""
+        rows = self.query(
+            """SELECT r.* FROM runs r JOIN evaluation_sets e ON e.run_id = r.id AND e.split = ?
+               WHERE r.status = 'finished' AND r.strategy = ? AND r.embedder = ? AND r.generator = ?
+               AND e.id = (SELECT id FROM evaluation_sets WHERE run_id = ? AND split = ?)
+               ORDER BY r.finished_at DESC LIMIT 1""",
+            [split, strategy, run["embedder"], run["generator"], run["id"], split])
+        return rows[0] if rows else None
+
     def evaluation_sets(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """run id -> split -> the evaluation set its scores on that split are on."""
         out: dict[str, dict[str, str]] = {}
