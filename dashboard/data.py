@@ -26,8 +26,10 @@ import pandas as pd
 import streamlit as st
 
 from harness.errors import UserError
+from harness.evaluation import decompose
 from harness.metrics import paired_bootstrap
 from harness.results.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_KEYS, TIE_ALPHA: the pages read them here
+    BASELINE,
     COSTS,
     IDENTITY,
     QUALITY,
@@ -439,3 +441,43 @@ def to_csv(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode()
+
+
+# -- where a score comes from ------------------------------------------------------------------------
+def split_metrics(path: str, run_id: str) -> dict[str, dict[str, float]]:
+    """split -> name -> value of one run."""
+    with reading(path) as con:
+        frame = _frame(con, "SELECT split, name, value FROM metrics WHERE run_id = ?", [run_id])
+    out: dict[str, dict[str, float]] = {}
+    for split, name, value in frame[["split", "name", "value"]].itertuples(index=False):
+        out.setdefault(split, {})[name] = value
+    return out
+
+
+def same_questions(path: str, run_a: str, run_b: str, split: str) -> bool:
+    """Were both runs scored on one evaluation set of `split` (harness.config.evaluation_set_id)?"""
+    with reading(path) as con:
+        ids = con.execute("SELECT run_id, id FROM evaluation_sets WHERE split = ? AND list_contains(?, run_id)",
+                          [split, [run_a, run_b]]).fetchall()
+    sets = dict(ids)
+    return run_a in sets and sets.get(run_a) == sets.get(run_b)
+
+
+def baseline_run(path: str, run_id: str, strategy: str = BASELINE, split: str = "test") -> str | None:
+    """The newest finished `strategy` run on the same `split` questions with the same models, if any."""
+    with reading(path) as con:
+        row = con.execute(
+            """SELECT r.id FROM runs r JOIN evaluation_sets e ON e.run_id = r.id AND e.split = ?
+               JOIN runs me ON me.id = ? JOIN evaluation_sets m ON m.run_id = me.id AND m.split = ?
+               WHERE r.status = 'finished' AND r.strategy = ? AND r.embedder = me.embedder
+               AND r.generator = me.generator AND e.id = m.id AND r.id <> me.id
+               ORDER BY r.finished_at DESC LIMIT 1""", [split, run_id, split, strategy]).fetchone()
+    return row[0] if row else None
+
+
+def gain(path: str, run_id: str, baseline_id: str, split: str = "test") -> dict | None:
+    """`run_id`'s EM over `baseline_id` on `split` as retrieval + reading (harness.evaluation.decompose);
+    None when they were not scored on the same questions or have no context labels."""
+    if not same_questions(path, run_id, baseline_id, split):
+        return None
+    return decompose(split_metrics(path, run_id).get(split, {}), split_metrics(path, baseline_id).get(split, {}))

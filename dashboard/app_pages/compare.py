@@ -44,6 +44,28 @@ def show_summary(summary: dict) -> None:
                f"{summary['n']} shared examples")
 
 
+def show_gain(path: str, a: str, b: str, split: str) -> None:
+    """A's EM over B as retrieval + reading, when both were scored on the same questions."""
+    if not data.same_questions(path, a, b, split):
+        st.warning(f"A and B were not scored on the same {split} questions (another evaluation set: a --limit, "
+                   "another data folder or corpus): their scores do not compare; only shared examples are paired below.")
+        return
+    parts = data.gain(path, a, b, split)
+    if parts:
+        st.markdown(f"**Where A − B comes from** ({split}): EM {parts['total']:+.1f} = retrieval "
+                    f"**{parts['retrieval']:+.1f}** (more gold passages in the top-k) + reading "
+                    f"**{parts['reading']:+.1f}** (better answers from what was retrieved) points.")
+    metrics = {run: data.split_metrics(path, run).get(split, {}) for run in (a, b)}
+    rows = [{"EM on": label, "A": metrics[a].get(name), "B": metrics[b].get(name)}
+            for label, name in (("all questions", "em"), ("gold passage retrieved", "em_gold_retrieved"),
+                                ("gold passage missed", "em_gold_missed"), ("closed-book", "closed_book_em"),
+                                ("oracle", "oracle_em"), ("grounded (% of correct)", "grounded"))
+            if name in metrics[a] or name in metrics[b]]
+    if len(rows) > 1:
+        st.dataframe(rows, hide_index=True, key="compare_sources",
+                     column_config={k: st.column_config.NumberColumn(format="%.1f") for k in ("A", "B")})
+
+
 def body(path: str) -> None:
     st.title("Compare two runs")
     st.caption("Exact match per example on the same split; the p-value is a two-sided paired bootstrap "
@@ -63,6 +85,7 @@ def body(path: str) -> None:
         st.warning(f"These runs share no {split} examples (different datasets or no stored predictions).")
         return
     show_summary(data.paired_summary(paired))
+    show_gain(path, a, b, split)
     shown = st.multiselect("Show", OUTCOMES, default=OUTCOMES[:2], key="compare_outcomes")
     table = paired[paired["outcome"].isin(shown)]
     st.dataframe(table, hide_index=True, column_config={

@@ -68,6 +68,70 @@ def show_metrics(metrics: pd.DataFrame) -> None:
     st.dataframe(cost_table(metrics), hide_index=True)
 
 
+SOURCE_ROWS = (  # (label, metric, count): where a split's EM comes from (harness/evaluation.py)
+    ("retrieved top-k (all questions)", "em", "n"),
+    ("… gold passage in the top-k", "em_gold_retrieved", "n_gold_retrieved"),
+    ("… gold passage missed", "em_gold_missed", "n_gold_missed"),
+    ("closed-book (no passages)", "closed_book_em", "closed_book_n"),
+    ("oracle (gold passages given)", "oracle_em", "oracle_n"),
+)
+
+
+def sources_table(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """EM per evaluation mode and per gold-retrieval group, with n and the 95% interval, for each split."""
+    rows = []
+    for split in [s for s in data.SPLITS[::-1] if s in metrics]:
+        m = metrics[split]
+        for label, name, count in SOURCE_ROWS:
+            if name in m:
+                rows.append({"split": split, "questions": label, "n": m.get(count), "EM": m[name],
+                             "95% CI": interval_text(m.get(f"{name}_low"), m.get(f"{name}_high"))})
+        if "grounded" in m:
+            rows.append({"split": split, "questions": "correct answers inside a retrieved passage (grounded, %)",
+                         "n": m.get("n_correct"), "EM": m["grounded"], "95% CI": ""})
+    return pd.DataFrame(rows)
+
+
+def retention_table(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
+    r = metrics.get("retention", {})
+    if not r:
+        return pd.DataFrame()
+    return pd.DataFrame([
+        {"measure": "perplexity on held-out passages", "n": r.get("n_passages"), "before fit": r.get("perplexity_before"),
+         "after fit": r.get("perplexity_after"), "change": f"{r.get('perplexity_change', float('nan')):+.1f}%"},
+        {"measure": "closed-book EM on held-out questions", "n": r.get("n_questions"), "before fit": r.get("em_before"),
+         "after fit": r.get("em_after"), "change": f"{r.get('em_change', float('nan')):+.1f} points "
+                                                   + interval_text(r.get("em_change_low"), r.get("em_change_high"))},
+    ])
+
+
+def show_sources(path: str, run: dict) -> None:
+    """Where the score comes from: retriever against reader, grounding, the gain over no_ft, retention."""
+    metrics = data.split_metrics(path, run["id"])
+    table = sources_table(metrics)
+    if table.empty:
+        return
+    st.subheader("Where the score comes from")
+    st.caption("EM on the same questions answered with the retrieved passages, split by whether the gold passage "
+               "was among them, closed-book and with the gold passages (`--eval-modes closed_book,oracle`); "
+               "grounded: the share of correct answers found inside a retrieved passage.")
+    st.dataframe(table, hide_index=True, placeholder="–", key="sources_table",
+                 column_config={"EM": st.column_config.NumberColumn(format="%.1f"),
+                                "n": st.column_config.NumberColumn(format="%d")})
+    base = data.baseline_run(path, run["id"])
+    parts = data.gain(path, run["id"], base) if base else None
+    if parts:
+        st.markdown(f"Against `{data.BASELINE}` run `{base}` on the same test questions: EM **{parts['total']:+.1f}** "
+                    f"= retrieval **{parts['retrieval']:+.1f}** + reading **{parts['reading']:+.1f}** points.")
+    retention = retention_table(metrics)
+    if not retention.empty:
+        st.markdown("**Retention**: the generator before and after fit, on data the run never trained on")
+        st.dataframe(retention, hide_index=True, placeholder="–", key="retention_table",
+                     column_config={"before fit": st.column_config.NumberColumn(format="%.1f"),
+                                    "after fit": st.column_config.NumberColumn(format="%.1f"),
+                                    "n": st.column_config.NumberColumn(format="%d")})
+
+
 def show_overview(run: dict) -> None:
     show_metrics(run["metrics"])
     left, right = st.columns(2)
@@ -174,6 +238,7 @@ def body(path: str) -> None:
     overview, training, artifacts, examples = st.tabs(["Overview", "Training", "Artifacts", "Examples"])
     with overview:
         show_overview(run)
+        show_sources(path, run)
     with training:
         show_training(run)
     with artifacts:

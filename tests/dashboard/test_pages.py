@@ -67,7 +67,8 @@ def test_run_page_shows_config_environment_curves_artifacts(filled_db, run_ids):
     text = page_text(at)
     assert "**ft_gen** on **tiny**" in text and "status `finished`" in text
     assert at.json[0].value and json.loads(at.json[0].value)["gen_lr"] == 1e-5
-    quality, cost, environment, artifacts = frames(at)[:4]
+    quality, cost, environment = frames(at)[:3]
+    artifacts = next(f for f in frames(at) if "sha256" in f)
     em = quality.set_index("metric").loc["em"]
     assert em["direction"] == "higher is better" and em["test 95% CI"].startswith("[") and em["dev"] >= 0
     assert cost.set_index("metric").loc["fit_seconds", "direction"] == "lower is better"
@@ -81,6 +82,24 @@ def test_run_page_shows_config_environment_curves_artifacts(filled_db, run_ids):
     assert list(artifacts["sha256"]) == ["9f" * 32] and list(artifacts["kind"]) == ["adapter"]
     assert len(at.get("vega_lite_chart")) == 1  # the training curves
     assert at.multiselect(key="run_curves").value == ["loss", "lr"]
+
+
+def test_run_page_says_where_the_score_comes_from(filled_db, run_ids):
+    """EM split by whether the gold passage was retrieved, grounding, and the gain over no_ft on the same
+    questions as retrieval + reading: the numbers `harness show` prints, from the same code."""
+    from harness.evaluation import decompose
+    from harness.store.db import Store
+
+    target, base = run_ids["ft_gen/tiny"][2], run_ids["no_ft/tiny"][0]
+    at = app_test("run", {"run": target})
+    assert not at.exception
+    sources = next(f for f in frames(at) if "questions" in f)
+    metrics = Store(str(filled_db)).run_metrics(target)["test"]
+    shown = sources[sources["split"] == "test"].set_index("questions")
+    assert shown.loc["… gold passage in the top-k", "EM"] == metrics["em_gold_retrieved"]
+    assert shown.loc["… gold passage missed", "n"] == metrics["n_gold_missed"]
+    parts = decompose(metrics, Store(str(filled_db)).run_metrics(base)["test"])
+    assert f"retrieval **{parts['retrieval']:+.1f}** + reading **{parts['reading']:+.1f}**" in page_text(at)
 
 
 def test_run_page_examples_are_searchable_with_gold_marked(filled_db, run_ids, downloads):
@@ -128,13 +147,16 @@ def test_compare_two_runs_on_the_same_test_set(filled_db, run_ids, downloads):
     assert "40 shared examples" in text and "p = " in text
     assert "(significant at 0.05)" in text  # 60% vs 10% EM on 40 examples
     only_a = [m for m in at.metric if m.label == "only A right"][0]
-    table = frames(at)[0]
+    table = next(f for f in frames(at) if "outcome" in f)
     assert set(table["outcome"]) <= {"only A right", "only B right"}
     assert (table["outcome"] == "only A right").sum() == int(only_a.value)
     at.multiselect(key="compare_outcomes").set_value(["both wrong"]).run()
-    assert set(frames(at)[0]["outcome"]) == {"both wrong"}
+    assert set(next(f for f in frames(at) if "outcome" in f)["outcome"]) == {"both wrong"}
     csv = pd.read_csv(io.BytesIO(downloads[f"compare-{a}-{b}-test.csv"]))
     assert set(csv["outcome"]) == {"both wrong"}
+    assert "Where A − B comes from" in text and "= retrieval" in text  # one evaluation set: the gain splits
+    sources = next(f for f in frames(at) if "EM on" in f).set_index("EM on")
+    assert list(sources.index[:3]) == ["all questions", "gold passage retrieved", "gold passage missed"]
 
 
 def test_compare_same_run_and_different_datasets(filled_db, run_ids):
