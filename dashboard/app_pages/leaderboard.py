@@ -8,8 +8,9 @@ from harness.dashboard import components, data
 HELP = option_help()
 
 SHOWN = ["vs_best", "strategy", "dataset", "eval_set", "n", "embedder", "generator", "labels", "em", "em_std", "em_ci",
-         "f1", "f1_std", "f1_ci", "recall@5", "answer_recall@5", "fit_seconds", "gpu_hours", "peak_memory_mb", "seeds",
-         "embed_lr", "gen_lr", "cells", "run_id"]
+         "f1", "f1_std", "f1_ci", "recall@5", "answer_recall@5", "gain_retrieval", "gain_reading", "grounded",
+         "closed_book_em", "oracle_em", "retention_em_change", "retention_perplexity_change", "fit_seconds", "gpu_hours",
+         "peak_memory_mb", "seeds", "embed_lr", "gen_lr", "cells", "run_id"]
 
 
 def columns() -> dict:
@@ -39,6 +40,24 @@ def columns() -> dict:
         "f1_ci": st.column_config.TextColumn("F1 95% CI", help="95% bootstrap interval over test examples", width=100),
         "recall@5": components.metric_column("recall@5", width=90),
         "answer_recall@5": components.metric_column("answer_recall@5", width=130),
+        "gain_retrieval": number("Δ retrieval", format="%+.1f", width=90,
+                                 help="EM points over the no_ft row of the same evaluation set and models that come "
+                                      "from finding more gold passages (docs/architecture.md §6)"),
+        "gain_reading": number("Δ reading", format="%+.1f", width=85,
+                               help="EM points over the no_ft row that come from answering better from what was "
+                                    "retrieved; Δ retrieval + Δ reading = the EM difference"),
+        "grounded": number("grounded %", format="%.0f", width=85,
+                           help="share of correct answers whose answer is inside a retrieved passage"),
+        "closed_book_em": number("closed-book EM", format="%.1f", width=105,
+                                 help="EM with no passages in the prompt (--eval-modes closed_book)"),
+        "oracle_em": number("oracle EM", format="%.1f", width=85,
+                            help="EM with the gold passages in place of retrieval (--eval-modes oracle)"),
+        "retention_em_change": number("retention EM Δ", format="%+.1f", width=110,
+                                      help="closed-book EM on held-out questions after fit minus before, in points "
+                                           "(--eval-modes retention)"),
+        "retention_perplexity_change": number("retention ppl Δ%", format="%+.1f", width=115,
+                                              help="held-out perplexity change over fit, in percent (higher: the "
+                                                   "generator forgot more; --eval-modes retention)"),
         "fit_seconds": components.metric_column("fit_seconds", width=100),
         "gpu_hours": components.metric_column("gpu_hours", fmt="%.3f", width=100),
         "peak_memory_mb": components.metric_column("peak_memory_mb", fmt="%.0f", width=135),

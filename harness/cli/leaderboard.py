@@ -10,8 +10,9 @@ from harness.results.table_formats import FORMATS, rows_as_text
 
 LEADERBOARD_COLUMNS = ("id", "strategy", "dataset", "eval_set", "embedder", "generator", "labels", "seeds", "n", "em", "em_std",
                        "em_low", "em_high", "f1", "f1_std", "f1_low", "f1_high", "recall@5", "answer_recall@5",
-                       "vs_best", "p_vs_best", "dev_em", "embed_lr", "gen_lr", "fit_seconds", "peak_memory_mb",
-                       "grid_id", "cells", "run_ids")
+                       "vs_best", "p_vs_best", "gain_retrieval", "gain_reading", "em_gold_retrieved", "em_gold_missed",
+                       "grounded", "closed_book_em", "oracle_em", "retention_perplexity_change", "retention_em_change",
+                       "dev_em", "embed_lr", "gen_lr", "fit_seconds", "peak_memory_mb", "grid_id", "cells", "run_ids")
 
 
 RUN_COLUMNS = ("id", "strategy", "dataset", "eval_set", "embedder", "generator", "seed", "grid_id", "n", "em", "em_low",
