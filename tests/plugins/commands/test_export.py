@@ -57,7 +57,7 @@ def test_export_bad_input_is_one_line(tiny_data, tmp_path, capsys):
     assert run_cli(tiny_run_args(tiny_data)) == 0
     run_id = db().query("SELECT id FROM runs")[0]["id"]
     capsys.readouterr()
-    for args, needle in [([run_id], "needs --to DIR, --adapter DIR or --track"),
+    for args, needle in [([run_id], "needs --to DIR, --adapter DIR, --corpus FILE or --track"),
                          ([run_id, "--adapter", str(tmp_path / "a")], "saved no adapter or embedder"),
                          (["nope", "--to", str(tmp_path / "x")], "no run with id 'nope'"),
                          ([run_id, "--track", "neptune"], "unknown tracker 'neptune'")]:
