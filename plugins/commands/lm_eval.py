@@ -20,7 +20,6 @@ from pathlib import Path
 import click
 
 from harness import UserError, hookimpl
-from harness.optional import require_installed
 
 SPLIT = "lm_eval"
 NO_FILTER = "none"
@@ -156,7 +155,7 @@ def register_commands(cli):
           harness lm-eval 3f2a9c --tasks arc_easy,hellaswag --limit 200
           harness lm-eval 3f2a9c --tasks my_task --include-path my_tasks/ --num-fewshot 0
         """
-        from harness.cli.common import open_store
+        from harness.cli.common import open_store, require_installed
         from harness.results import load_run_record
 
         require_installed("lm_eval", "harness lm-eval", extra="lm-eval")

@@ -4,6 +4,7 @@ adapter, through the real entry point and lm-eval's Python API (offline: the tas
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from harness.store.db import Store
 from tests.conftest import run_cli, tiny_run_args
 
-pytest.importorskip("lm_eval", reason="harness lm-eval needs the lm-eval extra: pip install 'rag-harness[lm-eval]'")
+NEEDS_LM_EVAL = "harness lm-eval needs the lm-eval extra: pip install 'rag-harness[lm-eval]'"
 
 QUESTIONS = [
     ("What is the capital of France?", ["Paris", "Rome", "Berlin"], 0),
@@ -82,6 +83,7 @@ def offline(monkeypatch, tmp_path):
 
 
 def test_lm_eval_scores_the_base_and_tuned_generator_and_stores_both(tiny_data, tmp_path, capsys, offline):
+    pytest.importorskip("lm_eval", reason=NEEDS_LM_EVAL)
     assert run_cli(tiny_run_args(tiny_data, "ft_gen")) == 0
     run_id = newest_run()
     tasks = write_tasks(tmp_path / "tasks")
@@ -109,8 +111,16 @@ def test_lm_eval_scores_the_base_and_tuned_generator_and_stores_both(tiny_data, 
 
 
 def test_lm_eval_on_a_run_without_an_adapter_is_one_line(tiny_data, tmp_path, capsys, offline):
+    pytest.importorskip("lm_eval", reason=NEEDS_LM_EVAL)
     assert run_cli(tiny_run_args(tiny_data)) == 0  # no_ft: the base models, nothing trained
     capsys.readouterr()
     assert run_cli(["lm-eval", newest_run(), "--tasks", "tiny_choice", "--include-path", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "has no LoRA adapter" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_lm_eval_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # what Python sees when the package is not installed
+    assert run_cli(["lm-eval", "anyrun", "--tasks", "arc_easy"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'rag-harness[lm-eval]'" in err and len(err.strip().splitlines()) == 1, err
