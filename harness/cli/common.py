@@ -17,10 +17,11 @@ from rich.table import Table
 
 from harness.config import INDEX_DEVICES, INDEX_KINDS, QUANTIZE_CHOICES, RunConfig, option_help
 from harness.errors import UserError
+from harness.optional import require_installed  # a command's optional extra (plugins/commands/lm_eval.py)
 from harness.store.db import Store, default_db_path
 
 __all__ = ["console", "open_store", "quiet_libraries", "launch_argv", "run_options", "build_config", "parse_sets",
-           "flags_given", "parse_lr", "fmt", "print_metrics", "print_where_results_are"]
+           "flags_given", "parse_lr", "fmt", "print_metrics", "print_where_results_are", "require_installed"]
 
 
 class _Console:

@@ -152,6 +152,12 @@ class Store:
             config, digest = con.execute("SELECT config, data_digest FROM runs WHERE id = ?", [run_id]).fetchone()
             _store_evaluation_sets(con, run_id, json.loads(config), digest, metrics, predictions)
 
+    def add_metrics(self, run_id: str, metrics: Sequence[tuple[str, str, float]]) -> None:
+        """Metrics (split, name, value) computed after a run finished (`harness lm-eval`), in one transaction;
+        a metric stored again is replaced. The run's folder keeps only what its run computed."""
+        with self.transaction() as con:
+            con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in metrics])
+
     def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
         """Mark a run failed or interrupted, with its error. Nothing else of it is written."""
         with self.transaction() as con:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import duckdb
 import pytest
 
 from harness.errors import UserError
@@ -20,6 +21,17 @@ def test_lifecycle_running_then_finished(store):
     assert store.find_run("r1")["status"] == "finished"
     assert store.finished_run_with_key("key1") == "r1"
     assert store.run_metrics("r1") == {"test": {"em": 50.0}}
+
+
+def test_metrics_added_to_a_finished_run_replace_their_names_and_keep_the_rest(store):
+    store.start_run("r3", "key3", CONFIG, {})
+    store.finish_run("r3", [("test", "em", 50.0)], [])
+    store.add_metrics("r3", [("lm_eval", "t/acc_base", 0.25), ("lm_eval", "t/acc_tuned", 0.5)])
+    store.add_metrics("r3", [("lm_eval", "t/acc_tuned", 0.75)])
+    assert store.run_metrics("r3") == {"test": {"em": 50.0}, "lm_eval": {"t/acc_base": 0.25, "t/acc_tuned": 0.75}}
+    with pytest.raises(duckdb.Error):  # one transaction: a bad row leaves the good ones unwritten
+        store.add_metrics("r3", [("lm_eval", "u/acc_base", 0.5), ("lm_eval",)])
+    assert "u/acc_base" not in store.run_metrics("r3")["lm_eval"]
 
 
 def test_failed_finish_writes_nothing(store):
