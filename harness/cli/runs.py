@@ -58,6 +58,7 @@ def show(ctx: click.Context, run_id: str, n_predictions: int, as_config: bool, b
     metrics = store.run_metrics(run["id"])
     print_metrics(metrics)
     print_sources(metrics)
+    print_lm_eval(metrics)
     print_gain(store, run, metrics, baseline)
     preds = store.run_predictions(run["id"], limit=n_predictions)
     if preds:
@@ -88,6 +89,21 @@ def print_sources(metrics: dict[str, dict[str, float]]) -> None:
                       f"({signed(r.get('perplexity_change'))}%), closed-book EM {fmt(r.get('em_before'))} → "
                       f"{fmt(r.get('em_after'))} ({signed(r.get('em_change'))} points, 95% CI "
                       f"{fmt(r.get('em_change_low'))} to {fmt(r.get('em_change_high'))})")
+
+
+def print_lm_eval(metrics: dict[str, dict[str, float]]) -> None:
+    """`harness lm-eval`'s standard-task scores of the base generator and the tuned one, where measured."""
+    scores = metrics.get("lm_eval", {})
+    pairs = sorted(name[: -len("_base")] for name in scores if name.endswith("_base"))
+    if not pairs:
+        return
+    table = Table("task/metric", "base", "tuned", "change", title="lm-evaluation-harness (harness lm-eval)")
+    for name in pairs:
+        base, tuned = scores.get(f"{name}_base"), scores.get(f"{name}_tuned")
+        change = signed(tuned - base) if base is not None and tuned is not None else "–"
+        table.add_row(name, f"{base:.4g}" if base is not None else "–", f"{tuned:.4g}" if tuned is not None else "–",
+                      change)
+    console.print(table)
 
 
 def with_ci(m: dict, name: str) -> str:

@@ -103,6 +103,10 @@ def test_lm_eval_scores_the_base_and_tuned_generator_and_stores_both(tiny_data, 
     assert stored["tiny_answer/perplexity_tuned"] != stored["tiny_answer/perplexity_base"]
     # the run's own metrics are untouched
     assert {"dev", "test"} <= set(db().run_metrics(run_id))
+    capsys.readouterr()
+    assert run_cli(["show", run_id, "--predictions", "0"]) == 0  # harness show prints them beside the run's own
+    shown = capsys.readouterr().out
+    assert "lm-evaluation-harness" in shown and "tiny_answer/perplexity" in shown
 
     # an unknown task is one line, before any model loads
     assert run_cli(["lm-eval", run_id, "--tasks", "tiny_choise", "--include-path", str(tasks)]) == 2
