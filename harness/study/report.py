@@ -6,7 +6,7 @@ over questions (a percentile bootstrap of the seed-averaged per-question score);
 seeds' spread is added in quadrature (half-width² = bootstrap half-width² + (1.96·sd/√seeds)²). A row per
 strategy and dataset averages the pipelines (as Lawton's Table 3 does; half-widths combine as independent).
 Verdict: `within` (the published value lies in our interval), `below` / `above` (our interval lies below /
-above it), `not run`, or `no published value`.
+above it), `not run`, or `no published value`; hours (other hardware) are shown, `not compared`.
 
 Claims (harness/study/spec.py `Claim`) are checked on the pipeline-averaged rows: `holds`, `fails`, `within
 noise` (the difference is inside the combined interval), or `not run`, each with its evidence.
@@ -125,19 +125,21 @@ def interval(seed_values: list[float], per_question: list[dict]) -> Value:
     by_question: dict[str, list[float]] = {}
     for row in per_question:
         by_question.setdefault(row["example_id"], []).append(row["v"])
+    low = high = mean
     if by_question:
         low, high = bootstrap_interval([float(np.mean(v)) for v in by_question.values()])
-        half = (high - low) / 2
-    else:
-        half = 0.0
     if len(seed_values) > 1:
-        half = math.sqrt(half ** 2 + (Z95 * float(np.std(seed_values, ddof=1)) / math.sqrt(len(seed_values))) ** 2)
-    return Value(mean, mean - half, mean + half, len(seed_values))
+        spread = Z95 * float(np.std(seed_values, ddof=1)) / math.sqrt(len(seed_values))
+        low = mean - math.hypot(mean - low, spread)
+        high = mean + math.hypot(high - mean, spread)
+    return Value(mean, min(low, mean), max(high, mean), len(seed_values))
 
 
-def verdict(ours: Value | None, published: float | None) -> str:
+def verdict(ours: Value | None, published: float | None, metric: str = "em") -> str:
     if ours is None:
         return "not run"
+    if metric == "hours":
+        return "not compared"  # other hardware: plan's GPU-hours set the paper's hours beside a FLOPs estimate
     if published is None:
         return "no published value"
     if ours.low <= published <= ours.high:
@@ -156,7 +158,7 @@ def _row(study: Study, strategy: str, label: str, dataset: str, pipeline: str, m
             "high": ours.high if ours else None, "seeds": ours.seeds if ours else 0, "published": published,
             "source": pub.source if pub else "",
             "difference": (ours.mean - published) if ours and published is not None else None,
-            "verdict": verdict(ours, published), "runs": " ".join(run_ids),
+            "verdict": verdict(ours, published, metric), "runs": " ".join(run_ids),
             "embed_lr": (lrs or {}).get("embed_lr"), "gen_lr": (lrs or {}).get("gen_lr")}
 
 
