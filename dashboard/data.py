@@ -40,7 +40,7 @@ from harness.results.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_K
     pareto_front,
     ranking,
 )
-from harness.store.db import DEFAULT_DB, connect_with_retry
+from harness.store.db import DEFAULT_DB, Store, connect_with_retry
 from harness.store.folder import effective_status
 from harness.store.migrations import MIGRATIONS, latest_migration
 
@@ -434,3 +434,36 @@ def to_csv(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode()
+
+
+# -- studies (harness study) ----------------------------------------------------------------------
+class ReadOnlyStore:
+    """The Store methods a study report reads, over read-only connections (the dashboard never writes)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def query(self, sql: str, params: Sequence = ()) -> list[dict]:
+        with reading(self.path) as con:
+            return _frame(con, sql, params).to_dict("records")
+
+    runs_of_study = Store.runs_of_study
+    run_metrics = Store.run_metrics
+    question_scores = Store.question_scores
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def study_report(path: str, name: str, scale: str) -> dict:
+    """`harness study report NAME --scale SCALE --format json`, from this store."""
+    from harness.study import get_study
+    from harness.study import study_report as report
+
+    return report(get_study(name).at_scale(scale), ReadOnlyStore(path))
+
+
+def studies() -> dict[str, list[str]]:
+    """Registered study name -> its scales (full first)."""
+    from harness import plugins
+
+    plugins.load_plugins()
+    return {name: ["full", *study.scales] for name, study in sorted(plugins.studies().items.items())}

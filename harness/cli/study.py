@@ -43,7 +43,7 @@ def list_studies() -> None:
 
 
 def _load(name: str, scale: str):
-    from harness.study.plan import get_study
+    from harness.study.file import get_study
 
     return get_study(name).at_scale(scale)
 

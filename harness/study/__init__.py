@@ -17,8 +17,8 @@ from harness._exports import exports
 __all__, __getattr__ = exports(__name__, {
     "spec": ("ANY_PIPELINE", "Claim", "DatasetAxis", "Pipeline", "Protocol", "Published", "Scale", "StrategyAxis",
              "Study", "StudyCell", "study_cells"),
-    "file": ("load_study_file",),
-    "plan": ("plan_study", "get_study"),
+    "file": ("get_study", "load_study_file"),
+    "plan": ("plan_study",),
     "run": ("run_study",),
     "report": ("study_report",),
 })

@@ -138,3 +138,13 @@ def _scale(name: str, table: Any, path: Path) -> Scale:
     config = check_keys(table, Path(f"{path} [scales.{name}]"), run_config_types())
     return Scale(note, pipelines, None, tuple(check_value(lr_values, "list[float]", f"{path}: lr_values"))
                  if lr_values else None, tuple(seeds) if seeds else None, config)
+
+
+def get_study(name: str) -> Study:
+    """A registered study by name, or a study file (.toml) by path."""
+    from harness import plugins
+
+    if name.endswith(".toml") or Path(name).is_file():
+        return load_study_file(name)
+    plugins.load_plugins()
+    return plugins.studies().get(name)

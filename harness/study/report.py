@@ -24,8 +24,7 @@ from harness.grid.plan import Cell, mean_metrics, select_best
 from harness.metrics import bootstrap_interval
 from harness.store.db import Store
 from harness.strategy import lr_stages
-from harness.study.plan import grid_id_of
-from harness.study.spec import ANY_PIPELINE, METRICS, Study, StudyCell, study_cells
+from harness.study.spec import ANY_PIPELINE, METRICS, Study, StudyCell, grid_id_of, study_cells
 
 COLUMN = {"em": "em", "f1": "f1", "recall@5": "hit"}  # metric -> the per-question column of `predictions`
 Z95 = 1.96

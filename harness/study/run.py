@@ -14,8 +14,8 @@ from harness.errors import UserError
 from harness.grid.plan import Cell, GridResult
 from harness.grid.run import run_grid
 from harness.store.db import Store
-from harness.study.plan import cell_base_config, cell_grid, grid_id_of
-from harness.study.spec import Study, StudyCell, study_cells
+from harness.study.plan import cell_base_config, cell_grid
+from harness.study.spec import Study, StudyCell, grid_id_of, study_cells
 
 
 @dataclass

@@ -178,6 +178,11 @@ def study_cells(study: Study, only: dict[str, str] | None = None) -> list[StudyC
     return cells
 
 
+def grid_id_of(study_id: str, cell: StudyCell, budget: float | None = None) -> str:
+    """Where a study's id lives: the grid id of each of its cells' runs, `STUDY_ID/CELL[/budget=B]`."""
+    return f"{study_id}/{cell.key}" + (f"/budget={budget:g}" if budget else "")
+
+
 def parse_only(text: str | None) -> dict[str, str]:
     """'dataset=hotpotqa,pipeline=MiniLM + LLaMA3-8b' -> {'dataset': 'hotpotqa', ...}."""
     if not text:

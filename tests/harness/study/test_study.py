@@ -10,8 +10,8 @@ import pytest
 from harness import plugins
 from harness.errors import UserError
 from harness.store.db import Store
-from harness.study.file import load_study_file
-from harness.study.plan import ASSUMED_MFU, compute_on, get_study, measured_mfu, plan_study
+from harness.study.file import get_study, load_study_file
+from harness.study.plan import ASSUMED_MFU, compute_on, measured_mfu, plan_study
 from harness.study.report import Value, verdict
 from harness.study.spec import parse_only, study_cells
 from tests.conftest import run_cli
@@ -96,10 +96,28 @@ def test_dashboard_published_numbers_come_from_the_lawton_study():
     assert study.published_value("two_phase", "hotpotqa", "*", "em").value == row["em"] == 30.0
 
 
-def test_studies_are_plugins_and_a_duplicate_name_is_refused(clean_plugins):
+PLUGIN_STUDY = """
+from harness import hookimpl
+from harness.study import DatasetAxis, Pipeline, StrategyAxis, Study
+
+@hookimpl
+def register_studies(register):
+    register(Study("mine", "my study", "", (StrategyAxis("ft_gen", grid={"gen_lr": [1e-4, 1e-3]}),),
+                   (DatasetAxis("synthbio", "synthbio:people=40", train_questions=100),),
+                   (Pipeline("tiny", "tiny-embedder", "tiny-llama", 1e5, 1e5),), seeds=(0, 1)))
+"""
+
+
+def test_hook_register_studies(clean_plugins, tmp_path, capsys):
     from harness.hookspecs import hookimpl
 
     assert {"lawton2025", "siriwardhana2021"} <= set(plugins.studies().items)
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "my_study.py").write_text(PLUGIN_STUDY)
+    capsys.readouterr()
+    assert run_cli(["--plugins-dir", str(tmp_path / "plugins"), "study", "plan", "mine", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["totals"]["runs"] == 4 and plan["cells"][0]["cell"] == "synthbio/tiny/ft_gen"
     lawton = get_study("lawton2025")
 
     class Again:
