@@ -179,3 +179,28 @@ def test_bad_study_commands_are_one_line_exit_2(capsys):
         assert run_cli(args) == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_claims_are_checked_on_the_pipeline_means_with_their_intervals():
+    from harness.study.report import CellResult, check_claim
+    from harness.study.spec import Claim
+
+    study = get_study("siriwardhana2021")
+
+    def cell(strategy, em, half, hours=1.0):
+        c = CellResult("k", strategy, strategy, "squad", "p", ["r"])
+        c.values = {"em": Value(em, em - half, em + half, 1), "hours": Value(hours, hours, hours, 1)}
+        return c
+
+    beats = Claim("a beats b", "beats", ("rag_end2end", "rag_token"))
+    assert check_claim(study, beats, [cell("rag_end2end", 40, 2), cell("rag_token", 28, 2)])["verdict"] == "holds"
+    assert check_claim(study, beats, [cell("rag_end2end", 30, 3), cell("rag_token", 28, 3)])["verdict"] == "within noise"
+    assert check_claim(study, beats, [cell("rag_end2end", 20, 2), cell("rag_token", 28, 2)])["verdict"] == "fails"
+    assert check_claim(study, beats, [cell("rag_end2end", 40, 2)])["verdict"] == "not run"
+    matches = Claim("a matches b", "matches", ("rag_token", "rag_end2end"))
+    assert check_claim(study, matches, [cell("rag_end2end", 30, 3), cell("rag_token", 28, 3)])["verdict"] == "holds"
+    best = Claim("b is best", "best", ("rag_token",))
+    result = check_claim(study, best, [cell("rag_end2end", 40, 2), cell("rag_token", 28, 2)])
+    assert result["verdict"] == "fails" and "RAG-end2end 40.0" in result["evidence"]
+    cheaper = Claim("a is cheaper", "cheaper", ("rag_token", "rag_end2end"))
+    assert check_claim(study, cheaper, [cell("rag_end2end", 1, 1, 2.0), cell("rag_token", 1, 1, 1.0)])["verdict"] == "holds"
