@@ -65,8 +65,10 @@ def cell_grid(cell: StudyCell, fixed: dict[str, float | None] | None = None) -> 
 
 
 # -- FLOPs -----------------------------------------------------------------------------------------
-def run_flops(cell: StudyCell, options: dict[str, str], k: int, epochs: int, batch_size: int = 4) -> float:
-    """Estimated training FLOPs of one run of the cell (one seed, the strategy with `options`)."""
+def run_flops(cell: StudyCell, options: dict[str, str], k: int, epochs: int, batch_size: int = 4,
+              limit: int | None = None) -> float:
+    """Estimated training FLOPs of one run of the cell (one seed, the strategy with `options`); `limit` caps
+    the training questions as `--limit` does."""
     ne, ng = cell.pipeline.embedder_params, cell.pipeline.generator_params
     t = TOKENS
     q, p = t["question"], t["passage"]
@@ -84,7 +86,7 @@ def run_flops(cell: StudyCell, options: dict[str, str], k: int, epochs: int, bat
     phase1 = step_flops(ne, q, False) + k * step_flops(ng, prompt_1, True)
     phase2 = embed_query_train + k * step_flops(ng, prompt_1, False)
     per_question["two_phase"] = phase1 if str(options.get("phases")) == "1" else phase1 + phase2
-    questions = cell.dataset.train_questions
+    questions = min(cell.dataset.train_questions, limit) if limit else cell.dataset.train_questions
     name = cell.strategy.strategy
     if name == "rag_end2end":  # the passage tower trains too, and the corpus is re-encoded every 5 steps
         refreshes = questions / (batch_size * int(cell.strategy.options.get("refresh_every", 5)))
@@ -209,7 +211,7 @@ def plan_cell(study: Study, study_id: str, cell: StudyCell, stored_by_grid: dict
     for stage in grid.stages:
         n = math.prod(len(grid.values[name]) for name in stage.searched)
         options = {**cell.strategy.options, **stage.options}
-        per_run = run_flops(cell, options, k, epochs, batch)
+        per_run = run_flops(cell, options, k, epochs, batch, base.limit)
         for budget in budgets:
             flops += n * seeds * (min(per_run, budget) if budget else per_run)
         runs += n * seeds * len(budgets)
@@ -219,7 +221,7 @@ def plan_cell(study: Study, study_id: str, cell: StudyCell, stored_by_grid: dict
     if cell.strategy.lrs_from:
         stages = [f"1 cell, rates from {', '.join(sorted(set(cell.strategy.lrs_from.values())))}"]
     grid_ids = [grid_id_of(study_id, cell, b) for b in budgets]
-    selected = run_flops(cell, dict(cell.strategy.options), k, epochs, batch)
+    selected = run_flops(cell, dict(cell.strategy.options), k, epochs, batch, base.limit)
     published = (study.published_value(cell.strategy.strategy, cell.dataset.name, cell.pipeline.name, "hours")
                  or (study.published_value(cell.strategy.strategy, cell.dataset.name, ANY_PIPELINE, "hours")
                      if len(study.pipelines) == 1 else None))

@@ -204,3 +204,19 @@ def test_claims_are_checked_on_the_pipeline_means_with_their_intervals():
     assert result["verdict"] == "fails" and "RAG-end2end 40.0" in result["evidence"]
     cheaper = Claim("a is cheaper", "cheaper", ("rag_token", "rag_end2end"))
     assert check_claim(study, cheaper, [cell("rag_end2end", 1, 1, 2.0), cell("rag_token", 1, 1, 1.0)])["verdict"] == "holds"
+
+
+def test_a_limit_caps_the_training_questions_of_the_flops_estimate():
+    from harness.study.plan import run_flops
+
+    study = get_study("lawton2025").at_scale("reduced")
+    reduced = plan_study(study, None, "h100").as_dict()
+    assert reduced["totals"]["runs"] == 3 * (1 + 3 + 3 + 1 + 6 + 1 + 1)  # 3 seeds, a 3-value grid
+    cell = next(c for c in study_cells(study) if c.strategy.strategy == "ft_gen")
+    assert cell.dataset.train_questions == 1000 and study.protocol.config["limit"] == 200
+    one_run = run_flops(cell, {}, 5, 1, 4, limit=200)
+    assert run_flops(cell, {}, 5, 1, 4) == pytest.approx(5 * one_run)  # 1000 questions without the limit
+    ft_gen = next(c for c in reduced["cells"] if c["strategy"] == "ft_gen")
+    assert ft_gen["flops"] == pytest.approx(9 * one_run)  # 3 rates × 3 seeds
+    full = plan_study(get_study("lawton2025"), None, "h100").totals()
+    assert full["flops"] > 1e4 * reduced["totals"]["flops"]
