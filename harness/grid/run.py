@@ -93,7 +93,7 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
     for cell in cells:
         if len(outcomes[id(cell)]) == len(seeds):
             _finish_cell(cell, outcomes[id(cell)], store, on_cell)
-    for folder, error in executor.run(folders, options):
+    for folder, error in (executor.run(folders, options) if folders else ()):  # nothing left: start no engine
         cell = owner[folder]
         run = read_finished(Path(folder)) if error is None else None
         if run is None:  # the worker never finalised it: the driver records why

@@ -71,3 +71,13 @@ def test_lawton_on_ray_survives_a_killed_driver_and_resumes(ray_cluster, capsys)
     data = report("lawton2025", capsys)
     assert all(r["verdict"] != "not run" for r in data["rows"] if r["metric"] != "hours")
     assert run_cli(args) == 0 and len(finished_runs()) == len(runs)  # and again: nothing new
+
+
+def test_siriwardhana_at_smoke_scale_through_submitit_local(capsys):
+    pytest.importorskip("submitit")
+    args = ["study", "run", "siriwardhana2021", "--scale", "smoke", "--executor", "slurm", "--slurm-cluster", "local"]
+    assert run_cli(args) == 0
+    runs = finished_runs()
+    assert len(runs) == 2
+    assert run_cli(args) == 0 and len(finished_runs()) == 2  # again: nothing new
+    assert report("siriwardhana2021", capsys)["claims"][0]["verdict"] != "not run"
