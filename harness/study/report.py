@@ -171,6 +171,8 @@ def averaged(cells: list[CellResult], metric: str) -> Value | None:
     values = [c.values.get(metric) for c in cells]
     if not values or any(v is None for v in values):
         return None
+    if len(values) == 1:
+        return values[0]
     mean = float(np.mean([v.mean for v in values]))
     half = math.sqrt(sum(v.half ** 2 for v in values)) / len(values)
     return Value(mean, mean - half, mean + half, min(v.seeds for v in values))
@@ -202,7 +204,7 @@ def mean_rows(study: Study, cells: list[CellResult]) -> list[dict]:
 # -- claims ----------------------------------------------------------------------------------------
 def check_claim(study: Study, claim, cells: list[CellResult]) -> dict:
     means = pipeline_means(study, cells)
-    datasets = [claim.dataset] if claim.dataset else [d.name for d in study.datasets]
+    datasets = [claim.dataset] if claim.dataset else list(dict.fromkeys(c.dataset for c in cells))
     per_dataset = [check_on(claim, means, d, study) for d in datasets]
     verdicts = {v for v, _ in per_dataset}
     overall = ("not run" if verdicts == {"not run"} else "fails" if "fails" in verdicts
