@@ -10,7 +10,6 @@ from rich.table import Table
 from harness.cli.common import console, fmt, open_store, quiet_libraries
 
 SCALE_HELP = "full (the paper's setting), or a scale the study defines: smoke (what runs on a CPU in minutes), reduced"
-NAME_HELP = "a registered study (`harness study list`) or a study file (.toml, see examples/studies/)"
 
 
 @click.group()
@@ -61,7 +60,10 @@ def _load(name: str, scale: str):
 @click.pass_context
 def plan(ctx: click.Context, name: str, scale: str, device: str | None, mfu: float | None, only: str | None,
          as_json: bool) -> None:
-    """Every run the study makes, what is stored and present, training FLOPs and GPU-hours (NAME: """ + NAME_HELP + ")."
+    """Every run the study makes, what is stored and present, training FLOPs and GPU-hours beside the paper's.
+
+    NAME is a registered study (`harness study list`) or a study file (.toml, see examples/studies/).
+    """
     from harness.study.plan import plan_study
     from harness.study.spec import parse_only
 
