@@ -42,7 +42,7 @@ from harness.results.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_K
     pareto_front,
     ranking,
 )
-from harness.store.db import DEFAULT_DB, connect_with_retry
+from harness.store.db import DEFAULT_DB, Store, connect_with_retry
 from harness.store.folder import effective_status
 from harness.store.migrations import MIGRATIONS, latest_migration
 
@@ -481,3 +481,36 @@ def gain(path: str, run_id: str, baseline_id: str, split: str = "test") -> dict 
     if not same_questions(path, run_id, baseline_id, split):
         return None
     return decompose(split_metrics(path, run_id).get(split, {}), split_metrics(path, baseline_id).get(split, {}))
+
+
+# -- studies (harness study) ----------------------------------------------------------------------
+class ReadOnlyStore:
+    """The Store methods a study report reads, over read-only connections (the dashboard never writes)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def query(self, sql: str, params: Sequence = ()) -> list[dict]:
+        with reading(self.path) as con:
+            return _frame(con, sql, params).to_dict("records")
+
+    runs_of_study = Store.runs_of_study
+    run_metrics = Store.run_metrics
+    question_scores = Store.question_scores
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def study_report(path: str, name: str, scale: str) -> dict:
+    """`harness study report NAME --scale SCALE --format json`, from this store."""
+    from harness.study import get_study
+    from harness.study import study_report as report
+
+    return report(get_study(name).at_scale(scale), ReadOnlyStore(path))
+
+
+def studies() -> dict[str, list[str]]:
+    """Registered study name -> its scales (full first)."""
+    from harness import plugins
+
+    plugins.load_plugins()
+    return {name: ["full", *study.scales] for name, study in sorted(plugins.studies().items.items())}

@@ -16,6 +16,7 @@ PAGES = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/learning_rates.py", title="Learning rates", icon=":material/tune:"),
     st.Page("app_pages/published.py", title="Published", icon=":material/menu_book:"),
+    st.Page("app_pages/studies.py", title="Studies", icon=":material/science:"),
 ]
 
 st.navigation(PAGES).run()

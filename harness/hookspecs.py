@@ -35,3 +35,9 @@ def run_finished(run):
 @hookspec
 def register_executors(register):
     """Register grid executors: ``register(ExecutorClass)`` with ``name`` and ``run(folders, options)`` (harness/executors)."""
+
+
+@hookspec
+def register_studies(register):
+    """Register studies: ``register(Study(...))`` (harness/study/spec.py), a paper's experiment as data that
+    ``harness study plan|run|report NAME`` plans, runs and sets beside the published numbers."""

@@ -26,7 +26,7 @@ from harness.strategy import contract_problems
 
 # the repository's plugins/ folder, installed as harness.builtins (one top-level import name in the wheel)
 BUILTIN_PACKAGES = tuple(f"harness.builtins.{kind}" for kind in ("strategies", "models", "datasets", "commands", "executors",
-                                                                 "trackers"))
+                                                                 "trackers", "studies"))
 ENTRY_POINT_GROUP = "harness"
 
 
@@ -41,7 +41,7 @@ def builtin_plugin_modules() -> list[str]:
     return sorted(names)
 
 
-__all__ = ["pm", "load_plugins", "plugin_info", "Registry", "strategies", "models", "datasets", "executors"]
+__all__ = ["pm", "load_plugins", "plugin_info", "Registry", "strategies", "models", "datasets", "executors", "studies"]
 
 pm = pluggy.PluginManager("harness")
 pm.add_hookspecs(hookspecs)
@@ -199,4 +199,11 @@ def executors() -> Registry:
     the core's `local`."""
     reg = Registry("executor")
     _collect("register_executors", {"executor": reg}, lambda cls: ("executor", cls.name))
+    return reg
+
+
+def studies() -> Registry:
+    """Every study a plugin registered (`register_studies`): name -> harness.study.Study."""
+    reg = Registry("study")
+    _collect("register_studies", {"study": reg}, lambda study: ("study", study.name))
     return reg

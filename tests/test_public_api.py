@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ("harness", "harness.plugins", "harness.training", "harness.models", "harness.data", "harness.retrieval",
-          "harness.runtime", "harness.runner", "harness.store", "harness.results", "harness.grid", "harness.cli.common")
+          "harness.runtime", "harness.runner", "harness.store", "harness.results", "harness.grid", "harness.study",
+          "harness.cli.common")
 PLUGIN_FILES = sorted((ROOT / "plugins").rglob("*.py")) + sorted((ROOT / "examples").rglob("*.py"))
 
 

@@ -23,7 +23,7 @@ import click
 
 from harness import env, plugins
 from harness._exports import moved_name
-from harness.cli import catalog, common, grid, leaderboard, migrate, run, runs
+from harness.cli import catalog, common, grid, leaderboard, migrate, run, runs, study
 from harness.cli.common import console, quiet_libraries
 from harness.cli.exit import exit_code_for, sigterm_as_interrupt
 from harness.cli.grid import add_executor_options
@@ -54,7 +54,8 @@ def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
 
 
 CORE_COMMANDS = (run.run, grid.grid, leaderboard.leaderboard, runs.show, runs.evaluate, runs.runs_command,
-                 runs.import_command, catalog.plugins_command, catalog.list_command, migrate.migrate)
+                 runs.import_command, catalog.plugins_command, catalog.list_command, migrate.migrate,
+                 study.study)
 for _command in CORE_COMMANDS:
     cli.add_command(_command)
 
@@ -62,8 +63,11 @@ for _command in CORE_COMMANDS:
 def _register_plugin_commands() -> None:
     plugins.pm.hook.register_commands(cli=cli)
     add_executor_options(cli.commands["grid"], plugins.executors().items.values())
+    add_executor_options(cli.commands["study"].commands["run"], plugins.executors().items.values())
     for command in cli.commands.values():
         add_db_option(command)
+        for sub in getattr(command, "commands", {}).values():  # a group's commands (`harness study plan --db X`)
+            add_db_option(sub)
 
 
 def add_db_option(command: click.Command) -> None:

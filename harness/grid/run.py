@@ -21,15 +21,17 @@ from harness.strategy import lr_stages
 
 
 def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False, on_cell=None,
-             seeds: list[int] | None = None, executor=None, executor_options=None) -> GridResult:
+             seeds: list[int] | None = None, executor=None, executor_options=None,
+             grid_id: str | None = None) -> GridResult:
     """Run every stage of `plan`; later stages fix the earlier stages' winners. `on_cell(cell)` after each.
     With `seeds`, every cell runs once per seed and is selected on its mean dev score. With an `executor`
-    (grid/executors.py) a stage's cells run there in parallel; the stage ends before the next starts."""
+    (grid/executors.py) a stage's cells run there in parallel; the stage ends before the next starts. `grid_id`
+    replaces the derived id (a study names its cells' grids: harness/study/run.py)."""
     if "dev" not in base.eval_splits:
         raise UserError("a grid selects on the dev split: keep 'dev' in --eval-splits")
     seeds = seeds or [base.seed]
     base = dataclasses.replace(base, seed=seeds[0])
-    grid_id = grid_id_for(base, plan, seeds)
+    grid_id = grid_id or grid_id_for(base, plan, seeds)
     chosen = dict(plan.fixed)
     cells: list[Cell] = []
     stage_cells: list[Cell] = []
@@ -91,7 +93,7 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
     for cell in cells:
         if len(outcomes[id(cell)]) == len(seeds):
             _finish_cell(cell, outcomes[id(cell)], store, on_cell)
-    for folder, error in executor.run(folders, options):
+    for folder, error in (executor.run(folders, options) if folders else ()):  # nothing left: start no engine
         cell = owner[folder]
         run = read_finished(Path(folder)) if error is None else None
         if run is None:  # the worker never finalised it: the driver records why

@@ -272,6 +272,18 @@ class Store:
         return self.query("SELECT step, name, value, elapsed FROM train_log WHERE run_id = ? ORDER BY step, name",
                           [run_id])
 
+    def runs_of_study(self, study_id: str) -> list[dict]:
+        """Every run of a study (`harness study`): its grid id is `STUDY_ID/CELL`; oldest first."""
+        return self.query("SELECT id, status, grid_id, config, seed, error, started_at FROM runs "
+                          "WHERE starts_with(grid_id, ?) ORDER BY started_at, id", [study_id + "/"])
+
+    def question_scores(self, run_ids: Sequence[str], split: str, column: str) -> list[dict]:
+        """run_id, example_id, v = 100 × the per-question `column` (em, f1 or hit) of the runs on `split`."""
+        if column not in ("em", "f1", "hit"):
+            raise ValueError(f"no per-question column {column!r}")
+        return self.query(f"SELECT run_id, example_id, 100 * {column} AS v FROM predictions WHERE split = ? "
+                          f"AND list_contains(?, run_id) AND {column} IS NOT NULL", [split, list(run_ids)])
+
     def finished_runs(self) -> list[dict]:
         """Every finished run with its metrics pivoted into columns `split/name` and the evaluation set of
         each split it scored as `eval_set/<split>`."""

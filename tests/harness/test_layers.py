@@ -25,6 +25,7 @@ LAYERS = [  # lowest first
     {"evaluation", "training"},
     {"runner"},
     {"grid", "results"},
+    {"study"},
     {"cli"},
 ]
 LAYER = {unit: n for n, units in enumerate(LAYERS) for unit in units}
