@@ -16,7 +16,7 @@ from harness.runner.assemble import resolve
 from harness.runner.lifecycle import execute
 from harness.store.db import Store
 from harness.store.folder import RunFolder, read_finished, run_folders_under
-from harness.store.layout import create_run_folder, runs_dir
+from harness.store.layout import create_run_folder, runs_dir, store_identity
 from harness.strategy import lr_stages
 
 
@@ -75,7 +75,7 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
     """A stage's cells on `executor`: one run folder per cell and seed not already finished (by run key), run
     by the workers, imported by this driver as each finishes; a cell is done when all its seeds are."""
     root = runs_dir(store)
-    store.import_runs(finished_folders_under(root))  # cells a killed driver left finished but not imported
+    store.import_runs(own_finished_folders(root, store, grid_id))  # cells a killed driver left finished
     owner, outcomes, folders = {}, {id(c): [] for c in cells}, []
     for cell, cfg in zip(cells, configs):
         for seed in seeds:
@@ -85,7 +85,7 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
                 _adopt(store, existing, grid_id)
                 outcomes[id(cell)].append((existing, "skipped", None))
                 continue
-            folder = str(create_run_folder(run_cfg, root, grid_id).path.resolve())
+            folder = str(create_run_folder(run_cfg, root, grid_id, store).path.resolve())
             owner[folder] = cell
             folders.append(folder)
     for cell in cells:
@@ -103,17 +103,28 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
             _finish_cell(cell, outcomes[id(cell)], store, on_cell)
 
 
-def finished_folders_under(root: Path) -> list:
+def own_finished_folders(root: Path, store: Store, grid_id: str) -> list:
+    """The finished folders under `root` that this store started for this grid (meta.json says so). Other
+    stores' runs may share the root (two stores in one folder, one HARNESS_RUNS): they are never swept in;
+    `harness import` ingests a folder on purpose."""
     if not root.is_dir():
         return []
-    found = []
+    found, me = [], store_identity(store)
     for folder in run_folders_under(root):
-        if (folder / "status.json").exists():
+        if (folder / "status.json").exists() and _started_by(folder, me, grid_id):
             try:
                 found.append(read_finished(folder))
             except UserError:
                 continue  # a corrupt folder is not a finished cell
     return found
+
+
+def _started_by(folder: Path, store: str, grid_id: str) -> bool:
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("store") == store and meta.get("grid_id") == grid_id
 
 
 def _finish_cell(cell: Cell, outcomes: list[tuple[str, str, str | None]], store: Store, on_cell) -> None:

@@ -4,7 +4,7 @@ A run never writes the DuckDB store while a model works. It writes one self-cont
 
     <runs dir>/<run id>/
         config.json         the resolved RunConfig (exactly what ran)
-        meta.json           run id, run key, grid id, code version, packages, device, host, pid, start time
+        meta.json           run id, run key, grid id, store, code version, packages, device, host, pid, start time
         heartbeat.json      host, pid, process start, interval and the time of the last beat (a thread)
         steps.jsonl         the training log: {"step", "name", "value", "elapsed"} per line, appended
         artifacts/<kind>/   saved adapters and embedders (written to a temp dir, renamed into place)
