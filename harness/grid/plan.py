@@ -187,9 +187,15 @@ def cell_config(base: RunConfig, lrs: dict[str, float | None], options: dict[str
 
 
 def select_best(cells: list[Cell]) -> Cell | None:
-    """The finished cell with the highest dev EM, ties broken by dev F1, then by grid order."""
+    """The finished cell with the highest dev EM, ties broken by dev F1, then by a stable key (the smallest
+    learning rates, then the smallest run id), so every reader, in any order, selects the same run."""
     done = [c for c in cells if c.status in ("finished", "skipped") and "dev" in c.metrics]
-    return max(done, key=lambda c: c.score()) if done else None
+    return min(done, key=lambda c: (-c.score()[0], -c.score()[1], *tie_key(c))) if done else None
+
+
+def tie_key(cell: Cell) -> tuple:
+    rates = tuple((value is not None, value or 0.0) for _, value in sorted(cell.lrs.items()))
+    return rates, cell.run_id or ""
 
 
 def mean_metrics(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

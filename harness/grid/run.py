@@ -11,6 +11,7 @@ from pathlib import Path
 from harness import plugins
 from harness.config import RunConfig
 from harness.errors import StrategyFailed, UserError
+from harness.grid.lock import grid_lock
 from harness.grid.plan import LR_NAMES, Cell, GridPlan, GridResult, cell_config, grid_id_for, mean_metrics, select_best
 from harness.runner.assemble import resolve
 from harness.runner.lifecycle import execute
@@ -30,6 +31,12 @@ def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False,
     seeds = seeds or [base.seed]
     base = dataclasses.replace(base, seed=seeds[0])
     grid_id = grid_id_for(base, plan, seeds)
+    with grid_lock(store, grid_id):  # a second driver of this grid on this store refuses, naming this one
+        return _run_stages(base, store, plan, grid_id, seeds, force, on_cell, executor, executor_options)
+
+
+def _run_stages(base: RunConfig, store: Store, plan: GridPlan, grid_id: str, seeds: list[int], force: bool,
+                on_cell, executor, executor_options) -> GridResult:
     chosen = dict(plan.fixed)
     cells: list[Cell] = []
     stage_cells: list[Cell] = []

@@ -211,3 +211,16 @@ def test_cell_metrics_are_the_mean_over_seeds():
 
     merged = mean_metrics([{"dev": {"em": 10.0, "f1": 20.0}}, {"dev": {"em": 30.0}}])
     assert merged == {"dev": {"em": 20.0, "f1": 20.0}}
+
+
+def test_selection_is_the_same_in_any_order_when_scores_tie():
+    """Two readers that list a grid's cells in different orders (the driver in grid order, `--lrs-from` by
+    finish time) select the same run."""
+    from harness.grid.plan import Cell, select_best
+
+    tied = {"dev": {"em": 50.0, "f1": 60.0}}
+    cells = [Cell(1, {"gen_lr": lr}, run_id, "finished", tied) for lr, run_id in
+             ((1e-3, "0000000000aa"), (1e-4, "ffffffffff00"), (1e-2, "000000000001"))]
+    cells.append(Cell(1, {"gen_lr": 1e-1}, "0000000000bb", "finished", {"dev": {"em": 50.0, "f1": 10.0}}))
+    picks = {select_best(order).run_id for order in (cells, cells[::-1], cells[1:] + cells[:1])}
+    assert picks == {"ffffffffff00"}  # the smallest rate among the best (EM, F1)
