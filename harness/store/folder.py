@@ -40,8 +40,8 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
+import harness.store.schema as schema
 from harness.errors import UserError
-from harness.store import schema
 from harness.store.schema import DIGESTED, TERMINAL
 
 STATUS_FILE = "status.json"
@@ -190,7 +190,10 @@ class RunFolder:
         """Append training-log rows (step, name, value, elapsed seconds) as JSON lines."""
         if not rows:
             return
-        lines = "".join(json.dumps({"step": s, "name": n, "value": v, "elapsed": e}) + "\n" for s, n, v, e in rows)
+        lines = [json.dumps({"step": s, "name": n, "value": v, "elapsed": e}) for s, n, v, e in rows]
+        for line in lines:  # as the folder format has it (store/schema.py), or the run fails here, not on import
+            schema.Step.model_validate_json(line)
+        lines = "".join(line + "\n" for line in lines)
         with (self.path / "steps.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(lines)
             fh.flush()
@@ -265,7 +268,8 @@ def prediction_line(prediction: dict) -> str:
 class FinishedRun:
     """A finalised folder, checked against its digests and the folder format (store/schema.py): what
     `harness import` stores. Metrics, config, meta and artifacts are read; the training log and the
-    predictions are streamed (`step_batches`, `prediction_batches`), each line checked as it is read."""
+    predictions are streamed (`step_batches`, `prediction_batches`), each line checked as it is read
+    (read_finished has checked every prediction line once already, keeping none)."""
 
     folder: Path
     config: dict

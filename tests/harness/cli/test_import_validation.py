@@ -79,7 +79,7 @@ def test_a_non_finite_metric_is_left_out_when_written(tmp_path):
 
 
 def test_import_refuses_a_folder_beyond_its_size_limits(tmp_path, capsys, monkeypatch):
-    from harness.store import schema
+    import harness.store.schema as schema
 
     folder = valid_folder(tmp_path / "runs")
     monkeypatch.setattr(schema, "MAX_LINES_BYTES", 100)
