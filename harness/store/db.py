@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -330,9 +331,12 @@ def _insert_predictions(con: duckdb.DuckDBPyConnection, run_id: str, run: Finish
     memory: bench/bench_import.py). read_finished has checked every line against the folder format first."""
     columns = "{" + ", ".join(f"{name}: '{kind}'" for name, kind in PREDICTION_TYPES.items()) + "}"
     try:
-        con.execute(f"INSERT INTO predictions SELECT ?, {', '.join(PREDICTION_TYPES)} FROM read_json(?, "
-                    f"format = 'newline_delimited', columns = {columns}, maximum_object_size = {MAX_LINE_BYTES})",
-                    [run_id, str(run.folder / "predictions.jsonl")])
+        with tempfile.TemporaryDirectory(prefix="harness-import-") as tmp:
+            link = Path(tmp) / "predictions.jsonl"  # DuckDB reads a path as a glob: a folder named `a*[b]` must not
+            link.symlink_to(run.folder / "predictions.jsonl")  # match other files, so it reads a plain name
+            con.execute(f"INSERT INTO predictions SELECT ?, {', '.join(PREDICTION_TYPES)} FROM read_json(?, "
+                        f"format = 'newline_delimited', columns = {columns}, maximum_object_size = {MAX_LINE_BYTES})",
+                        [run_id, str(link)])
     except duckdb.ConstraintException as exc:
         raise UserError(f"run folder {run.folder}: predictions.jsonl has a duplicate (split, example_id): "
                         f"{str(exc).splitlines()[0][:200]}; refused") from None

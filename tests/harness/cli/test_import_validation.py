@@ -88,3 +88,12 @@ def test_import_refuses_a_folder_beyond_its_size_limits(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert ".jsonl is larger than the import limit" in err and len(err.strip().splitlines()) == 1
     assert not db.exists()  # refused before the store was opened
+
+
+def test_a_folder_whose_path_looks_like_a_pattern_imports_only_its_own_file(tmp_path, capsys):
+    """DuckDB reads a path as a glob: a folder named with `*` or `[` must import exactly its own predictions."""
+    valid_folder(tmp_path / "runs-a")  # another folder the pattern would match
+    folder = valid_folder(tmp_path / "runs-[a]*", run_id="0c1b2c3d4e5f")
+    db = tmp_path / "mine.duckdb"
+    assert run_cli(["--db", str(db), "import", str(folder)]) == 0
+    assert stored_rows(db)["predictions"] == 3
