@@ -237,10 +237,16 @@ class RunFolder:
                  predictions: list[dict] | None = None) -> None:
         """Write the results, then `status.json` with every file's digest, renamed into place last."""
         assert status in TERMINAL, status
-        if metrics is not None:
-            write_atomic(self.path / "metrics.json", metrics_json(metrics))
-        if predictions is not None:
-            write_atomic(self.path / "predictions.jsonl", "".join(prediction_line(p) for p in predictions))
+        try:
+            metrics_text = metrics_json(metrics) if metrics is not None else None
+            predictions_text = "".join(prediction_line(p) for p in predictions) if predictions is not None else None
+        except ValidationError as exc:  # results no import could read: the run is failed, and says why
+            status, error = "failed", f"its results do not fit the run folder format: {schema.problem(exc)}"
+            metrics_text = predictions_text = None
+        if metrics_text is not None:
+            write_atomic(self.path / "metrics.json", metrics_text)
+        if predictions_text is not None:
+            write_atomic(self.path / "predictions.jsonl", predictions_text)
         files = {name: file_sha256(self.path / name) for name in DIGESTED if (self.path / name).exists()}
         record = schema.Status(status=status, error=error, finished_at=now_iso(), files=files)
         write_atomic(self.path / STATUS_FILE, json.dumps(record.model_dump(), indent=1, sort_keys=True))

@@ -175,3 +175,12 @@ def test_a_forged_heartbeat_never_keeps_a_run_alive(tmp_path):
     finally:
         unrelated.kill()
         unrelated.wait()
+
+
+def test_results_that_do_not_fit_the_format_finalise_the_run_failed(tmp_path):
+    folder = new_folder(tmp_path)
+    bad = {"split": "test", "example_id": "", "question": "q", "prediction": "p", "golds": [], "gold_passage_ids": [],
+           "retrieved_ids": [], "em": 1.0, "f1": 1.0, "hit": None, "answer_hit": 1.0}
+    folder.finalise("finished", metrics=[("test", "em", 1.0)], predictions=[bad])
+    run = read_finished(folder.path)  # still a folder every reader takes
+    assert run.status == "failed" and "example_id" in run.error and run.metrics == []
