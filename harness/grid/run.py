@@ -82,7 +82,7 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
     """A stage's cells on `executor`: one run folder per cell and seed not already finished (by run key), run
     by the workers, imported by this driver as each finishes; a cell is done when all its seeds are."""
     root = runs_dir(store)
-    store.import_runs(own_finished_folders(root, store, grid_id))  # cells a killed driver left finished
+    store.import_runs(finished_folders_under(root, store, grid_id))  # cells a killed driver left finished
     owner, outcomes, folders = {}, {id(c): [] for c in cells}, []
     for cell, cfg in zip(cells, configs):
         for seed in seeds:
@@ -110,15 +110,15 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
             _finish_cell(cell, outcomes[id(cell)], store, on_cell)
 
 
-def own_finished_folders(root: Path, store: Store, grid_id: str) -> list:
-    """The finished folders under `root` that this store started for this grid (meta.json says so). Other
-    stores' runs may share the root (two stores in one folder, one HARNESS_RUNS): they are never swept in;
-    `harness import` ingests a folder on purpose."""
+def finished_folders_under(root: Path, store: Store | None = None, grid_id: str | None = None) -> list:
+    """The finished folders under `root`; with `store` and `grid_id`, only those this store started for this
+    grid (meta.json says so). Other stores' runs may share the root (two stores in one folder, one
+    HARNESS_RUNS): a grid's sweep never takes them; `harness import` ingests a folder on purpose."""
     if not root.is_dir():
         return []
-    found, me = [], store_identity(store)
+    found, me = [], store_identity(store) if store is not None else None
     for folder in run_folders_under(root):
-        if (folder / "status.json").exists() and _started_by(folder, me, grid_id):
+        if (folder / "status.json").exists() and (store is None or _started_by(folder, me, grid_id)):
             try:
                 found.append(read_finished(folder))
             except UserError:
