@@ -340,7 +340,8 @@ def _insert_predictions(con: duckdb.DuckDBPyConnection, run_id: str, run: Finish
     except duckdb.ConstraintException as exc:
         raise UserError(f"run folder {run.folder}: predictions.jsonl has a duplicate (split, example_id): "
                         f"{str(exc).splitlines()[0][:200]}; refused") from None
-    except duckdb.InvalidInputException as exc:  # e.g. a key twice in one line: the line says two things
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
+        # e.g. a key twice in one line (the line says two things), a number DuckDB cannot hold
         raise UserError(f"run folder {run.folder}: predictions.jsonl cannot be stored as it is: "
                         f"{str(exc).splitlines()[0][:200]}; refused") from None
 

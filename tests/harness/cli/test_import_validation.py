@@ -97,3 +97,19 @@ def test_a_folder_whose_path_looks_like_a_pattern_imports_only_its_own_file(tmp_
     db = tmp_path / "mine.duckdb"
     assert run_cli(["--db", str(db), "import", str(folder)]) == 0
     assert stored_rows(db)["predictions"] == 3
+
+
+def test_a_prediction_line_that_names_a_key_twice_is_refused(tmp_path, capsys):
+    """`{"em": 1, ..., "em": 0}` says two things: refused in one line, not stored as either."""
+    from tests.harness.cli.crafted import redigest
+
+    folder = valid_folder(tmp_path / "runs")
+    lines = (folder / "predictions.jsonl").read_text().splitlines()
+    lines[0] = lines[0][:-1] + ', "em": 0.0}'
+    (folder / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    redigest(folder)
+    db = tmp_path / "mine.duckdb"
+    assert run_cli(["--db", str(db), "import", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "predictions.jsonl" in err and "duplicate key" in err, err
+    assert set(stored_rows(db).values()) == {0}
