@@ -9,6 +9,11 @@ Everything else a plugin needs comes from a package's `__init__` (`harness.train
 `harness.models`, `harness.data`, `harness.cli.common`, ...): docs/writing-a-strategy.md lists them.
 """
 
+# ruff: noqa: E402 - the `harness` command holds Ctrl-C/SIGTERM before anything else is imported
+from harness.errors import hold_signals_while_starting
+
+hold_signals_while_starting()
+
 from harness._exports import install_old_module_finder
 from harness.config import RunConfig, cache_dir
 from harness.errors import UserError

@@ -77,9 +77,13 @@ def _switch(name: str, default: str) -> bool:
 
 def usable_dir(path: Path, what: str) -> Path:
     """`path` as a folder, created if missing; a file (or a file above it) in the way is a UserError."""
-    for parent in (path, *path.parents):
-        if parent.exists() and not parent.is_dir():
-            raise UserError(f"{what} {path} is not a folder ({parent} is a file); point it at a folder")
+    try:
+        for parent in (path, *path.parents):
+            if parent.exists() and not parent.is_dir():
+                raise UserError(f"{what} {path} is not a folder ({parent} is a file); point it at a folder")
+    except PermissionError as exc:
+        raise UserError(f"{what} {path} is in a folder you cannot enter ({exc.filename}: permission denied); "
+                        "point it at a folder you can write to") from None
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -2,6 +2,36 @@
 how a Ctrl-C or SIGTERM is told from the exception it comes out as."""
 
 import difflib
+import os
+import signal
+import sys
+import threading
+
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_HELD_AT_START: list[bool] = []  # [True] once this process holds the signals from its first import on
+
+
+def started_as_command() -> bool:
+    """Whether this process is the `harness` command (the console script, or `python -m harness`)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "harness":
+        return True
+    orig = list(getattr(sys, "orig_argv", []))
+    return argv0 == "-m" and "-m" in orig and orig[orig.index("-m") + 1:orig.index("-m") + 2] == ["harness"]
+
+
+def hold_signals_while_starting() -> None:
+    """In the `harness` command, hold Ctrl-C and SIGTERM pending from the package's first import on: a signal
+    in the middle of importing torch can crash the interpreter (a segfault, a half-imported module). The CLI
+    releases them once its handlers are installed and the heavy libraries imported (`harness.cli.main`); a
+    signal that came meanwhile then ends the command the documented way (one line, 130 or 143)."""
+    if started_as_command() and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        _HELD_AT_START[:] = [True]
+
+
+def signals_held_at_start() -> bool:
+    return bool(_HELD_AT_START)
 
 
 class UserError(Exception):

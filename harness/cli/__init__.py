@@ -25,7 +25,7 @@ from harness import env, plugins
 from harness._exports import moved_name
 from harness.cli import catalog, common, grid, leaderboard, migrate, run, runs, study
 from harness.cli.common import console, quiet_libraries
-from harness.cli.exit import exit_code_for, sigterm_as_interrupt
+from harness.cli.exit import exit_code_for, release_signals, signals_held, sigterm_as_interrupt
 from harness.cli.grid import add_executor_options
 from harness.store.db import default_db_path
 from harness.version import __version__
@@ -91,13 +91,26 @@ def main(argv: list[str] | None = None) -> None:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     common._LAUNCH_ARGV[:] = argv
-    with sigterm_as_interrupt():
+    with signals_held(), sigterm_as_interrupt():  # a signal until release_signals() waits, then ends it cleanly
         try:
             plugins.load_plugins(_early_plugins_dir(argv))
             _register_plugin_commands()
+            _import_heavy_libraries(argv)
+            release_signals()
             cli.main(args=argv, prog_name="harness", standalone_mode=False)
         except BaseException as exc:  # noqa: BLE001 - sorted by kind below; anything else re-raises
             sys.exit(exit_code_for(exc))
+
+
+HEAVY_COMMANDS = {"run", "grid", "evaluate", "index", "export"}  # they import torch and the model libraries
+
+
+def _import_heavy_libraries(argv: list[str]) -> None:
+    """Import what a model command needs (torch, transformers, ...) while signals are held: a Ctrl-C or
+    SIGTERM in the middle of importing torch can crash the interpreter instead of ending the command."""
+    command = next((arg for arg in argv if arg in cli.commands), None)
+    if command in HEAVY_COMMANDS and not {"--help", "-h"} & set(argv):
+        import harness.runner.lifecycle  # noqa: F401
 
 
 def _early_plugins_dir(argv: list[str]) -> str | None:

@@ -10,7 +10,16 @@ import threading
 
 import click
 
-from harness.errors import StrategyFailed, Terminated, UserError, forget_interrupts, interrupt_behind, note_interrupt
+from harness.errors import (
+    HELD_SIGNALS,
+    StrategyFailed,
+    Terminated,
+    UserError,
+    forget_interrupts,
+    interrupt_behind,
+    note_interrupt,
+    signals_held_at_start,
+)
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -66,3 +75,24 @@ def sigterm_as_interrupt():
         if python_sigint:
             signal.signal(signal.SIGINT, previous_int)
 
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM stay pending (not lost) until `release_signals()`: while the CLI installs its handlers
+    and imports its heavy libraries, a signal must not land inside an import (torch can crash half-imported).
+    Afterwards the thread's signal mask is as it was before the command (unheld, for a command process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before - HELD_SIGNALS if signals_held_at_start() else before)
+
+
+def release_signals() -> None:
+    """Deliver Ctrl-C and SIGTERM again; one that came while they were held is handled here and now."""
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)

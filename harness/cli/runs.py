@@ -212,7 +212,9 @@ def import_command(ctx: click.Context, folders: tuple[str, ...]) -> None:
 
     A FOLDER is a run folder, or a directory of run folders (e.g. another machine's `harness-runs/`). Named
     run folders must be finished; inside a directory, unfinished ones (still working, or killed) are skipped
-    and counted. A corrupt folder (a file that does not match its sha256, a truncated file) is one line and
+    and counted. A corrupt folder (a file that does not match its sha256, a truncated file), one that does not
+    follow the run folder format (docs/architecture.md §7), one larger than the import limits, or a run of a
+    strategy no installed plugin provides, is one line naming the folder, the file and the problem, and
     nothing is imported.
 
     \b
@@ -221,6 +223,7 @@ def import_command(ctx: click.Context, folders: tuple[str, ...]) -> None:
       harness import /shared/alice/harness-runs     # merge another person's runs into this leaderboard
     """
     runs, skipped = collect_finished(list(folders))
+    check_strategies_installed(runs)
     store = open_store(ctx)
     imported, present = store.import_runs(runs)
     by_status: dict[str, int] = {}
@@ -231,3 +234,16 @@ def import_command(ctx: click.Context, folders: tuple[str, ...]) -> None:
     click.echo(f"imported {len(imported)} run(s) into {store.path}" + (f" ({detail})" if detail else "")
                + f"; {len(present)} already stored"
                + (f"; {skipped} unfinished folder(s) skipped" if skipped else ""))
+
+
+def check_strategies_installed(runs) -> None:
+    """Import refuses a run whose strategy no installed plugin provides: it could not be re-run, evaluated
+    or compared like the others (it would rank on the leaderboard as if it were one of them)."""
+    from harness import plugins
+
+    known = plugins.strategies().items
+    for run in runs:
+        name = run.config["strategy"]
+        if name not in known:
+            raise UserError(f"run folder {run.folder}: config.json: strategy '{name[:60]}' is not provided by any "
+                            "installed plugin; install its plugin (or give --plugins-dir DIR) and import again")

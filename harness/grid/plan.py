@@ -188,15 +188,21 @@ def cell_config(base: RunConfig, lrs: dict[str, float | None], options: dict[str
 
 
 def select_best(cells: list[Cell]) -> Cell | None:
-    """The finished cell with the highest dev EM, ties broken by dev F1, then by grid order; compared only
-    within one evaluation set (a reused cell scored on other dev questions, say data changed under the same
-    folder, never competes): the set most cells were scored on, ties to the first cell's."""
+    """The finished cell with the highest dev EM, ties broken by dev F1, then by a stable key (the smallest
+    learning rates, then the smallest run id), so every reader, in any order, selects the same run. Cells
+    compete only within one evaluation set (a reused cell scored on other dev questions, say data changed
+    under the same folder, never competes): the set most cells were scored on (ties: the smallest set id)."""
     done = [c for c in cells if c.status in ("finished", "skipped") and "dev" in c.metrics]
     if not done:
         return None
     sets = [c.eval_set for c in done]
-    common = max(sets, key=lambda s: (sets.count(s), -sets.index(s)))
-    return max((c for c in done if c.eval_set == common), key=lambda c: c.score())
+    common = min(set(sets), key=lambda s: (-sets.count(s), str(s)))
+    return min((c for c in done if c.eval_set == common), key=lambda c: (-c.score()[0], -c.score()[1], *tie_key(c)))
+
+
+def tie_key(cell: Cell) -> tuple:
+    rates = tuple((value is not None, value or 0.0) for _, value in sorted(cell.lrs.items()))
+    return rates, cell.run_id or ""
 
 
 def mean_metrics(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

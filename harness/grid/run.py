@@ -11,12 +11,13 @@ from pathlib import Path
 from harness import plugins
 from harness.config import RunConfig
 from harness.errors import StrategyFailed, UserError
+from harness.grid.lock import grid_lock
 from harness.grid.plan import LR_NAMES, Cell, GridPlan, GridResult, cell_config, grid_id_for, mean_metrics, select_best
 from harness.runner.assemble import resolve
 from harness.runner.lifecycle import execute
 from harness.store.db import Store
 from harness.store.folder import RunFolder, read_finished, run_folders_under
-from harness.store.layout import create_run_folder, runs_dir
+from harness.store.layout import create_run_folder, runs_dir, store_identity
 from harness.strategy import lr_stages
 
 
@@ -32,6 +33,12 @@ def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False,
     seeds = seeds or [base.seed]
     base = dataclasses.replace(base, seed=seeds[0])
     grid_id = grid_id or grid_id_for(base, plan, seeds)
+    with grid_lock(store, grid_id):  # a second driver of this grid on this store refuses, naming this one
+        return _run_stages(base, store, plan, grid_id, seeds, force, on_cell, executor, executor_options)
+
+
+def _run_stages(base: RunConfig, store: Store, plan: GridPlan, grid_id: str, seeds: list[int], force: bool,
+                on_cell, executor, executor_options) -> GridResult:
     chosen = dict(plan.fixed)
     cells: list[Cell] = []
     stage_cells: list[Cell] = []
@@ -77,7 +84,7 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
     """A stage's cells on `executor`: one run folder per cell and seed not already finished (by run key), run
     by the workers, imported by this driver as each finishes; a cell is done when all its seeds are."""
     root = runs_dir(store)
-    store.import_runs(finished_folders_under(root))  # cells a killed driver left finished but not imported
+    store.import_runs(finished_folders_under(root, store, grid_id))  # cells a killed driver left finished
     owner, outcomes, folders = {}, {id(c): [] for c in cells}, []
     for cell, cfg in zip(cells, configs):
         for seed in seeds:
@@ -87,7 +94,7 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
                 _adopt(store, existing, grid_id)
                 outcomes[id(cell)].append((existing, "skipped", None))
                 continue
-            folder = str(create_run_folder(run_cfg, root, grid_id).path.resolve())
+            folder = str(create_run_folder(run_cfg, root, grid_id, store).path.resolve())
             owner[folder] = cell
             folders.append(folder)
     for cell in cells:
@@ -105,17 +112,28 @@ def run_stage_on(executor, options, cells: list[Cell], configs: list[RunConfig],
             _finish_cell(cell, outcomes[id(cell)], store, on_cell)
 
 
-def finished_folders_under(root: Path) -> list:
+def finished_folders_under(root: Path, store: Store | None = None, grid_id: str | None = None) -> list:
+    """The finished folders under `root`; with `store` and `grid_id`, only those this store started for this
+    grid (meta.json says so). Other stores' runs may share the root (two stores in one folder, one
+    HARNESS_RUNS): a grid's sweep never takes them; `harness import` ingests a folder on purpose."""
     if not root.is_dir():
         return []
-    found = []
+    found, me = [], store_identity(store) if store is not None else None
     for folder in run_folders_under(root):
-        if (folder / "status.json").exists():
+        if (folder / "status.json").exists() and (store is None or _started_by(folder, me, grid_id)):
             try:
                 found.append(read_finished(folder))
             except UserError:
                 continue  # a corrupt folder is not a finished cell
     return found
+
+
+def _started_by(folder: Path, store: str, grid_id: str) -> bool:
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("store") == store and meta.get("grid_id") == grid_id
 
 
 def _finish_cell(cell: Cell, outcomes: list[tuple[str, str, str | None]], store: Store, on_cell) -> None:

@@ -20,6 +20,7 @@ from harness.config_file import config_to_toml
 from harness.errors import UserError
 from harness.runner.artifacts import run_artifacts
 from harness.store.db import Store
+from harness.store.schema import KIND
 
 RUN_FILES = ("config.toml", "config.json", "run.json", "metrics.json", "predictions.jsonl", "steps.jsonl")
 
@@ -90,9 +91,11 @@ def copy_artifacts(record: RunRecord, folder: Path) -> dict[str, Path]:
                         "or its artifacts were not kept")
     copied = {}
     for kind, source in record.artifacts.items():
+        if not KIND.fullmatch(kind):  # a kind is a name: `../../x` must not write outside the target
+            raise UserError(f"run {record.id} has an artifact of kind '{kind[:40]}': kinds are names of a-z, 0-9 and _")
         target = folder / kind
         if target.exists():
             raise UserError(f"{target} already exists; pick an empty --adapter folder")
-        shutil.copytree(source, target)
+        shutil.copytree(source, target, symlinks=False)  # files' bytes, never a link (run_artifacts checked them)
         copied[kind] = target
     return copied

@@ -1,7 +1,8 @@
 """Reloading a run's saved models (`harness evaluate RUN_ID`); what they are: harness/training/saving.py.
 
 Paths in the `artifacts` table are relative to the run's folder; one that resolves outside it is refused
-before anything is loaded, and each folder's sha256 is checked against the store. Loading is weights-only:
+before anything is loaded, and each folder's sha256 is checked against the store. The run's `folder` (a store is
+shared input) must be that run's own finalised folder (its meta.json names the run, its digests verify). Loading is weights-only:
 safetensors (peft, sentence-transformers), never pickles.
 """
 
@@ -19,8 +20,9 @@ from harness.retrieval.index import IndexParams, build_or_load_index
 from harness.runner.assemble import build_pipeline, configure_torch, load_dataset, resolve
 from harness.runtime.timing import pick_device
 from harness.store.db import Store
-from harness.store.folder import folder_sha256
+from harness.store.folder import folder_sha256, verified_run_folder
 from harness.store.layout import artifacts_root
+from harness.store.schema import KIND
 from harness.training.saving import ARTIFACT_NOTE
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
@@ -33,7 +35,14 @@ def run_artifacts(store: Store, run_id: str) -> dict[str, Path]:
     run = store.find_run(run_id)
     run_id = run["id"]
     rows = store.run_artifacts(run_id)
-    run_dir = Path(run["folder"]) if run.get("folder") else artifacts_root(store) / run_id  # before run folders
+    if run.get("folder"):  # its own finalised folder, verified, or nothing is read from it
+        run_dir = verified_run_folder(run["folder"], run_id).folder
+    else:
+        run_dir = artifacts_root(store) / run_id  # a run stored before run folders
+    for row in rows:
+        if not KIND.fullmatch(row["kind"]):
+            raise UserError(f"run {run_id} has an artifact of kind '{row['kind'][:40]}': kinds are names of a-z, "
+                            "0-9 and _; refusing to load it")
     paths = {row["kind"]: (contained_path(run_dir, row["path"], f"artifact {row['kind']} of run {run_id}"), row)
              for row in rows}
     found = {}

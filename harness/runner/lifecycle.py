@@ -75,7 +75,7 @@ def execute(cfg: RunConfig, store: Store, force: bool = False, grid_id: str | No
         return RunOutcome(existing, "skipped" if main else "worker", store.run_metrics(existing) if main else {})
     root = check_environment(store)
     dataset = load_dataset(cfg, resolved)
-    path = str(create_run_folder(cfg, root, grid_id).path.resolve()) if main else None
+    path = str(create_run_folder(cfg, root, grid_id, store).path.resolve()) if main else None
     folder = RunFolder(Path(broadcast_from_main(accelerator, path)))
     run_id = folder.path.name
     if main:

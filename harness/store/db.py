@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from harness.config import SPLITS
 from harness.errors import UserError
 from harness.store.folder import FinishedRun, effective_status
 from harness.store.migrations import evaluation_set_rows, migrate
+from harness.store.schema import MAX_LINE_BYTES
 
 DEFAULT_DB = "harness.duckdb"
 
@@ -62,11 +64,15 @@ def check_db_path(path: str) -> None:
     if path == ":memory:":
         return
     target = Path(path)
-    if target.is_dir():
-        raise UserError(f"--db {path} is a folder; give a file path, e.g. {target / DEFAULT_DB}")
-    for parent in target.parents:
-        if parent.exists() and not parent.is_dir():
-            raise UserError(f"--db {path}: {parent} is a file, not a folder; give a path in a folder")
+    try:
+        if target.is_dir():
+            raise UserError(f"--db {path} is a folder; give a file path, e.g. {target / DEFAULT_DB}")
+        for parent in target.parents:
+            if parent.exists() and not parent.is_dir():
+                raise UserError(f"--db {path}: {parent} is a file, not a folder; give a path in a folder")
+    except PermissionError as exc:
+        raise UserError(f"--db {path}: {exc.filename or target.parent} cannot be entered (permission denied); "
+                        "give a path in a folder you can write to") from None
 
 
 @contextlib.contextmanager
@@ -91,7 +97,11 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open, migrate, run the body in one transaction, commit (or roll back), close."""
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"--db {self.path}: its folder cannot be created ({exc.strerror or exc}); "
+                                "give a path in a folder you can write to") from None
         con = connect_with_retry(self.path, timeout=self.lock_timeout)
         try:
             with _damage_is_user_error(self.path):
@@ -150,7 +160,7 @@ class Store:
                 )
             con.execute("UPDATE runs SET status = 'finished', finished_at = now() WHERE id = ?", [run_id])
             config, digest = con.execute("SELECT config, data_digest FROM runs WHERE id = ?", [run_id]).fetchone()
-            _store_evaluation_sets(con, run_id, json.loads(config), digest, metrics, predictions)
+            _store_evaluation_sets(con, run_id, json.loads(config), digest, metrics)
 
     def add_metrics(self, run_id: str, metrics: Sequence[tuple[str, str, float]]) -> None:
         """Metrics (split, name, value) computed after a run finished (`harness lm-eval`), in one transaction;
@@ -344,23 +354,23 @@ def _store_results(con: duckdb.DuckDBPyConnection, run: FinishedRun) -> None:
     )
     if run.metrics:
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(run_id, *m) for m in run.metrics])
-    if run.predictions:
-        con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [_prediction_row(run_id, p) for p in run.predictions])
-    if run.steps:
-        con.executemany("INSERT INTO train_log VALUES (?, ?, ?, ?, ?)", [(run_id, *r) for r in run.steps])
+    if "predictions.jsonl" in run.files:  # every line was checked by read_finished; DuckDB streams the file
+        _insert_predictions(con, run_id, run)
+    for batch in run.step_batches():
+        _append(con, "train_log", STEP_COLUMNS, [(run_id, s["step"], s["name"], s["value"], s["elapsed"]) for s in batch],
+                run, "steps.jsonl")
     for kind, entry in run.artifacts.items():
         con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
                     [run_id, kind, entry["path"], entry["sha256"], _local_time(run.finished_at)])
-    _store_evaluation_sets(con, run_id, run.config, meta.get("data_digest"), run.metrics, run.predictions)
+    _store_evaluation_sets(con, run_id, run.config, meta.get("data_digest"), run.metrics)
 
 
 def _store_evaluation_sets(con: duckdb.DuckDBPyConnection, run_id: str, config: dict, digest: str | None,
-                           metrics: Sequence, predictions: Sequence[dict]) -> None:
-    """The evaluation set of each split the run scored (harness.config.evaluation_set_id)."""
-    ids: dict[str, list[str]] = {}
-    for p in predictions:
-        ids.setdefault(p["split"], []).append(p["example_id"])
+                           metrics: Sequence) -> None:
+    """The evaluation set of each split the run scored (harness.config.evaluation_set_id), from its stored
+    predictions' ids (written just before, in the same transaction) and its metrics."""
+    ids = dict(con.execute("SELECT split, list(example_id) FROM predictions WHERE run_id = ? GROUP BY split",
+                           [run_id]).fetchall())
     counts: dict[str, float | None] = {}
     for split, name, value in metrics:
         if split in SPLITS and (name == "n" or split not in counts):
@@ -369,6 +379,51 @@ def _store_evaluation_sets(con: duckdb.DuckDBPyConnection, run_id: str, config: 
     con.execute("UPDATE runs SET data_digest = ? WHERE id = ?", [digest, run_id])
     if rows := evaluation_set_rows(run_id, config, digest, ids, counts):
         con.executemany("INSERT INTO evaluation_sets VALUES (?, ?, ?, ?)", rows)
+
+
+PREDICTION_TYPES = {"split": "VARCHAR", "example_id": "VARCHAR", "question": "VARCHAR", "prediction": "VARCHAR",
+                    "golds": "JSON", "gold_passage_ids": "JSON", "retrieved_ids": "JSON", "em": "DOUBLE",
+                    "f1": "DOUBLE", "hit": "DOUBLE", "answer_hit": "DOUBLE"}
+STEP_COLUMNS = {"run_id": "string", "step": "int32", "name": "string", "value": "float64", "elapsed": "float64"}
+
+
+def _insert_predictions(con: duckdb.DuckDBPyConnection, run_id: str, run: FinishedRun) -> None:
+    """predictions.jsonl into the store, read by DuckDB itself in one streamed statement (10^6 rows in bounded
+    memory: bench/bench_import.py). read_finished has checked every line against the folder format first."""
+    columns = "{" + ", ".join(f"{name}: '{kind}'" for name, kind in PREDICTION_TYPES.items()) + "}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="harness-import-") as tmp:
+            link = Path(tmp) / "predictions.jsonl"  # DuckDB reads a path as a glob: a folder named `a*[b]` must not
+            link.symlink_to(run.folder / "predictions.jsonl")  # match other files, so it reads a plain name
+            con.execute(f"INSERT INTO predictions SELECT ?, {', '.join(PREDICTION_TYPES)} FROM read_json(?, "
+                        f"format = 'newline_delimited', columns = {columns}, maximum_object_size = {MAX_LINE_BYTES})",
+                        [run_id, str(link)])
+    except duckdb.ConstraintException as exc:
+        raise UserError(f"run folder {run.folder}: predictions.jsonl has a duplicate (split, example_id): "
+                        f"{str(exc).splitlines()[0][:200]}; refused") from None
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
+        # e.g. a key twice in one line (the line says two things), a number DuckDB cannot hold
+        raise UserError(f"run folder {run.folder}: predictions.jsonl cannot be stored as it is: "
+                        f"{str(exc).splitlines()[0][:200]}; refused") from None
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], rows: list[tuple],
+            run: FinishedRun, file: str) -> None:
+    """Insert one batch of rows through Arrow (one columnar insert, not a statement per row); text that is not
+    Unicode is one line naming the file."""
+    import pyarrow as pa
+
+    try:
+        batch = pa.table({name: pa.array([row[i] for row in rows], type=kind)
+                          for i, (name, kind) in enumerate(columns.items())})
+    except (UnicodeError, pa.ArrowException) as exc:
+        raise UserError(f"run folder {run.folder}: {file} holds a value that cannot be stored ({exc}); refused") from None
+    con.register("_harness_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM _harness_batch")
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("_harness_batch")
 
 
 def _local_time(iso: str | None) -> dt.datetime | None:

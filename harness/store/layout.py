@@ -25,10 +25,17 @@ def artifacts_root(store: Store) -> Path:
     return env.folder_from_env("HARNESS_ARTIFACTS", default, "artifacts folder")
 
 
-def create_run_folder(cfg: RunConfig, root: Path, grid_id: str | None = None) -> RunFolder:
-    """A new run folder under `root` with the resolved config and what identifies the run."""
+def create_run_folder(cfg: RunConfig, root: Path, grid_id: str | None = None, store: Store | None = None) -> RunFolder:
+    """A new run folder under `root` with the resolved config and what identifies the run, including the
+    store that started it (`meta["store"]`): a grid's sweep ingests only its own store's folders."""
     run_id = uuid.uuid4().hex[:12]
     meta = {"run_id": run_id, "run_key": cfg.run_key(), "grid_id": grid_id, "git_sha": git_sha(),
-            "harness_version": __version__, "created_at": now_iso()}
+            "harness_version": __version__, "created_at": now_iso(),
+            "store": store_identity(store) if store is not None else None}
     return RunFolder.create(root / run_id, cfg.to_dict(), meta)
+
+
+def store_identity(store: Store) -> str:
+    """The store's absolute path, as a run folder records the store that started it."""
+    return store.path if store.path == ":memory:" else str(Path(store.path).resolve())
 

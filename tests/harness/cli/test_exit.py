@@ -89,3 +89,48 @@ def test_a_signal_mid_fit_stores_interrupted_and_says_so(tiny_data, tmp_path, si
     store = Store(os.environ["HARNESS_DB"])
     assert store.run_metrics(runs["waiting"]["id"]) == {}  # never a half-written result
     assert store.query("SELECT * FROM train_log WHERE run_id = ?", [runs["waiting"]["id"]])  # its log is kept
+
+
+def holds_signals(pid: int) -> bool:
+    """Whether process `pid`'s main thread has SIGINT and SIGTERM blocked (held pending), per /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    blocked = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    return blocked & wanted == wanted
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
+def test_a_signal_while_the_command_starts_is_one_line_or_nothing(tiny_data):
+    """Ctrl-C or SIGTERM at any moment of `harness run`'s start (torch importing) gives the documented line and
+    code, or ends the process before it printed anything; never a traceback, an abort or a segfault (the
+    signals are held pending from the package's first import until the handlers are in place and the heavy
+    imports done). The moments count from when the package holds them (Python's own start before that is
+    ~50 ms on an idle machine, far longer on a loaded one), two processes at a time (a Ctrl-C and a SIGTERM)."""
+    for delay in (0.05, 0.2, 0.5, 0.9, 1.4):
+        started = [(subprocess.Popen([HARNESS, *tiny_run_args(tiny_data)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)), sig)
+                   for sig in (signal.SIGINT, signal.SIGTERM)]
+        try:
+            for proc, sig in started:
+                deadline = time.monotonic() + 60
+                while not holds_signals(proc.pid):
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=60)
+                    time.sleep(0.002)
+            time.sleep(delay)
+            for proc, sig in started:
+                proc.send_signal(sig)
+            for proc, sig in started:
+                out, err = proc.communicate(timeout=240)
+                line, code = (CTRL_C if sig == signal.SIGINT else SIGTERM)[2], 130 if sig == signal.SIGINT else 143
+                said = [x for x in err.splitlines() if x.strip() and not x.startswith("[progress]")]
+                quiet_end = proc.returncode in (-sig, 128 + sig) and not out and not said
+                assert (proc.returncode == code and said == [line]) or quiet_end, \
+                    (sig, delay, proc.returncode, err[-2000:])
+        finally:
+            for proc, _ in started:
+                proc.kill()
+                proc.wait()

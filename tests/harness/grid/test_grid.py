@@ -225,3 +225,16 @@ def test_selection_compares_cells_only_within_one_evaluation_set():
     cells = [cell(40.0, "es-a"), other, cell(55.0, "es-a"), cell(50.0, "es-a")]
     assert select_best(cells).metrics["dev"]["em"] == 55.0
     assert select_best([other]) is other
+
+
+def test_selection_is_the_same_in_any_order_when_scores_tie():
+    """Two readers that list a grid's cells in different orders (the driver in grid order, `--lrs-from` by
+    finish time) select the same run."""
+    from harness.grid.plan import Cell, select_best
+
+    tied = {"dev": {"em": 50.0, "f1": 60.0}}
+    cells = [Cell(1, {"gen_lr": lr}, run_id, "finished", tied) for lr, run_id in
+             ((1e-3, "0000000000aa"), (1e-4, "ffffffffff00"), (1e-2, "000000000001"))]
+    cells.append(Cell(1, {"gen_lr": 1e-1}, "0000000000bb", "finished", {"dev": {"em": 50.0, "f1": 10.0}}))
+    picks = {select_best(order).run_id for order in (cells, cells[::-1], cells[1:] + cells[:1])}
+    assert picks == {"ffffffffff00"}  # the smallest rate among the best (EM, F1)

@@ -20,7 +20,7 @@ from tests.conftest import run_cli, tiny_run_args
 CONFIG = {"strategy": "no_ft", "dataset": "d", "embedder": "e", "generator": "g", "seed": 0}
 
 
-def new_folder(tmp_path, name="r1") -> RunFolder:
+def new_folder(tmp_path, name="0123456789ab") -> RunFolder:
     folder = RunFolder.create(tmp_path / name, CONFIG, {"run_id": name, "run_key": "k"})
     folder.start_attempt({"device": "cpu"})
     return folder
@@ -60,7 +60,7 @@ def test_status_is_written_last_and_names_every_file(tmp_path):
     (lambda f: (f / "steps.jsonl").write_text('{"step": 1'), "steps.jsonl is missing or does not match"),
     (lambda f: (f / "metrics.json").unlink(), "metrics.json is missing"),
     (lambda f: (f / "status.json").write_text("{"), "status.json is not valid JSON"),
-    (lambda f: (f / "status.json").write_text('{"status": "finished"}'), "no valid status"),
+    (lambda f: (f / "status.json").write_text('{"status": "finished"}'), "status.json: field 'error' is missing"),
     (lambda f: (f / "artifacts" / "adapter" / "w.bin").write_bytes(b"changed"), "artifact 'adapter'"),
 ])
 def test_a_damaged_folder_is_one_clear_error(tmp_path, damage, needle):
@@ -134,7 +134,7 @@ def test_a_dead_process_on_this_host_is_lost(tmp_path):
     beat = json.loads((folder.path / "heartbeat.json").read_text())
     (folder.path / "heartbeat.json").write_text(json.dumps({**beat, "pid": child.pid, "pid_start": None}))
     assert "is gone" in lost_reason(str(folder.path), None, None, None)
-    assert lost_reason(str(new_folder(tmp_path, "alive").path), None, None, None) is None  # this process
+    assert lost_reason(str(new_folder(tmp_path, "a1a1a1a1a1a1").path), None, None, None) is None  # this process
 
 
 def test_a_stale_heartbeat_from_another_host_is_lost(tmp_path):
@@ -153,3 +153,34 @@ def test_a_reused_pid_does_not_keep_a_run_alive(tmp_path):
     beat = json.loads((folder.path / "heartbeat.json").read_text())
     (folder.path / "heartbeat.json").write_text(json.dumps({**beat, "pid_start": beat["pid_start"] - 1}))
     assert "is gone" in lost_reason(str(folder.path), None, None, None)
+
+
+def test_a_forged_heartbeat_never_keeps_a_run_alive(tmp_path):
+    """A beat naming a live process that did not write it (no start time, or another one), or dated in the
+    future, reads as lost."""
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder = new_folder(tmp_path)
+        beat = json.loads((folder.path / "heartbeat.json").read_text())
+        for forged in ({**beat, "pid": unrelated.pid, "pid_start": None},
+                       {k: v for k, v in {**beat, "pid": unrelated.pid}.items() if k != "pid_start"},
+                       {**beat, "pid": unrelated.pid, "pid_start": beat["pid_start"]}):
+            (folder.path / "heartbeat.json").write_text(json.dumps(forged))
+            assert "is gone" in lost_reason(str(folder.path), None, None, None)
+        future = {"host": "other-node", "pid": 4242, "interval": 10, "time": time.time() + 3600}
+        (folder.path / "heartbeat.json").write_text(json.dumps(future))
+        row = {"status": "running", "folder": str(folder.path), "host": "other-node", "pid": 4242}
+        shown = effective_status(row)
+        assert shown["status"] == "interrupted" and "in the future" in shown["error"]
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
+def test_results_that_do_not_fit_the_format_finalise_the_run_failed(tmp_path):
+    folder = new_folder(tmp_path)
+    bad = {"split": "test", "example_id": "", "question": "q", "prediction": "p", "golds": [], "gold_passage_ids": [],
+           "retrieved_ids": [], "em": 1.0, "f1": 1.0, "hit": None, "answer_hit": 1.0}
+    folder.finalise("finished", metrics=[("test", "em", 1.0)], predictions=[bad])
+    run = read_finished(folder.path)  # still a folder every reader takes
+    assert run.status == "failed" and "example_id" in run.error and run.metrics == []

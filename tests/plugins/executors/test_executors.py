@@ -113,3 +113,26 @@ def test_an_unknown_executor_is_one_line(tiny_data, capsys):
     assert run_cli(grid_args(tiny_data, "ft_gen", "--executor", "kubernetes")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "local, ray, slurm" in err
+
+
+def test_two_stores_in_one_folder_never_ingest_each_others_runs(tiny_data, tmp_path, capsys, ray_cluster,
+                                                                  monkeypatch):
+    """a.duckdb and b.duckdb share `harness-runs/` beside them: a grid on b (Ray) runs every cell itself and
+    stores only its own runs, though a's finished folders of the same cells lie in the same root."""
+    monkeypatch.delenv("HARNESS_RUNS")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    a, b = str(shared / "a.duckdb"), str(shared / "b.duckdb")
+    cells = ["--gen-lr", "1e-4,1e-3"]
+    assert run_cli(["--db", a, "grid", *tiny_run_args(tiny_data, "ft_gen")[1:], *cells]) == 0
+    a_ids = {r["id"] for r in grid_rows(a)}
+    assert len(a_ids) == 2 and len(list((shared / "harness-runs").iterdir())) == 2
+    capsys.readouterr()
+    assert run_cli(["--db", b, "grid", *tiny_run_args(tiny_data, "ft_gen")[1:], *cells, "--executor", "ray"]) == 0
+    out = capsys.readouterr().out
+    b_rows = grid_rows(b)
+    assert len(b_rows) == 2 and not a_ids & {r["id"] for r in b_rows}, b_rows
+    assert {r["status"] for r in b_rows} == {"finished"} and "skipped" not in out
+    chosen = next(line for line in out.splitlines() if line.startswith("selected run")).split()[2].rstrip(":")
+    assert chosen in {r["id"] for r in b_rows}
+    assert {r["id"] for r in grid_rows(a)} == a_ids  # and a is untouched
