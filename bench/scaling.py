@@ -301,12 +301,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="corpus sizes, comma-separated")
     parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest N to build hnsw at (slow to build)")
-    parser.add_argument("--reps", type=int, default=3, help="alternating builds per variant at N <= 10k (1 above)")
+    parser.add_argument("--reps", type=int, default=3, help="alternating builds per variant at N <= --reps-max")
+    parser.add_argument("--reps-max", type=int, default=10_000, help="above this N, one build per variant")
     parser.add_argument("--encode-sample", type=int, default=256, help="passages MiniLM encodes to measure its rate")
     parser.add_argument("--step-passages", type=int, default=2000, help="corpus of the training-step measurement")
     parser.add_argument("--plot", default="docs/scaling-curves.png")
     parser.add_argument("--workdir", default=None, help="where the vectors files go (default: a temp folder)")
     parser.add_argument("--faiss-threads", type=int, default=1, help="OpenMP threads of FAISS (both variants)")
+    parser.add_argument("--kinds", default="flat,hnsw,ivfpq", help="index kinds to measure")
+    parser.add_argument("--steps", default="yes", choices=("yes", "no", "only"),
+                        help="measure training steps too / not / only them")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.faiss_threads)
     header("cost growth with the corpus: encode, index build/search/memory, recall, refresh, training step")
@@ -315,8 +319,11 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; queries per batch {QUERIES}; k={K}")
 
+    if args.steps == "only":
+        return print_steps(workdir, args.step_passages)
     rate = encode_rate(args.encode_sample)
-    print(f"\nMiniLM encode rate: {rate:.1f} passages/s ({args.encode_sample} synthetic ~100-word passages)")
+    print(f"\nMiniLM encode rate: {rate:.1f} passages per CPU-second ({args.encode_sample} synthetic ~100-word "
+          "passages)")
 
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((1000, DIM)).astype(np.float32) / np.sqrt(DIM)
@@ -326,10 +333,10 @@ def main() -> None:
         path = workdir / f"vectors-{n}.npy"
         vectors = write_vectors(path, n, centres, np.random.default_rng(n))
         exact = exact_top_k(vectors, queries, K)
-        for kind in ("flat", "hnsw", "ivfpq"):
+        for kind in args.kinds.split(","):
             if kind == "hnsw" and n > args.hnsw_max:
                 continue
-            result = measure_kind(vectors, queries, exact, kind, args.reps if n <= 10_000 else 1)
+            result = measure_kind(vectors, queries, exact, kind, args.reps if n <= args.reps_max else 1)
             results[(n, kind)] = result
             same = result.get("faiss_refine_search", result["faiss_search"])
             print(f"N={n:>9,} {kind:<6} build harness {result['harness_build']:8.2f}s faiss {result['faiss_build']:8.2f}s"
@@ -365,14 +372,18 @@ def main() -> None:
     for name, (ns, values) in curves.items():
         print(f"  {name:<34} {slope(ns, values):.2f}")
     plot(curves, Path(args.plot))
+    if args.steps == "yes":
+        print_steps(workdir, args.step_passages)
 
-    print("\ntraining step (tiny models, 4 questions, micro_batch 1, corpus of "
-          f"{args.step_passages:,} passages): seconds, peak anonymous MB, FLOPs")
-    print("| strategy | k | L | rerank R | step s | step peak MB | step FLOPs |")
+
+def print_steps(workdir: Path, passages: int) -> None:
+    print(f"\ntraining step (tiny models, 4 questions, micro_batch 1, corpus of {passages:,} passages): "
+          "CPU seconds (median of 3), peak anonymous MB, FLOPs")
+    print("| strategy | k | L | rerank R | step CPU s | step peak MB | step FLOPs |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in step_costs(workdir, args.step_passages):
+    for r in step_costs(workdir, passages):
         print(f"| {r['strategy']} | {r['k']} | {r['L']} | {r['R'] or '-'} | {r['seconds']:.2f} | {r['mb']:.0f} | "
-              f"{r['flops']:.3g} |")
+              f"{r['flops']:.3g} |", flush=True)
 
 
 if __name__ == "__main__":
