@@ -43,6 +43,7 @@ from _machine import header
 from harness.retrieval.index import TRAIN_ROWS_PER_LIST, IndexParams, PassageIndex, training_sample
 
 DIM, QUERIES, K, CHUNK = 384, 64, 5, 100_000
+MEMORY_FLOOR_MB = 1.0  # peak memory readings below this are glibc reusing freed memory, not the build's need
 WORDS = ("river city born studied university engineer north valley company history museum river team winter "
          "island station council album season film village county railway school church novel species war").split()
 
@@ -260,8 +261,9 @@ def step_costs(workdir: Path, passages: int) -> list[dict]:
 
 
 # -- report -----------------------------------------------------------------------------------------
-def slope(sizes: list[int], values: list[float]) -> float:
-    good = [(n, v) for n, v in zip(sizes, values) if v and v > 0]
+def slope(sizes: list[int], values: list[float], floor: float = 0.0) -> float:
+    """The least-squares slope of log(value) on log(N), over the values above `floor`."""
+    good = [(n, v) for n, v in zip(sizes, values) if v and v > floor]
     if len(good) < 2:
         return float("nan")
     x, y = np.log([n for n, _ in good]), np.log([v for _, v in good])
@@ -282,9 +284,10 @@ def plot(curves: dict[str, tuple[list[int], list[float]]], path: Path) -> None:
     for ax, (unit, names) in zip(axes, groups.items()):
         for name in names:
             sizes, values = curves[name]
-            keep = [(n, v) for n, v in zip(sizes, values) if v and v > 0]
-            ax.loglog([n for n, _ in keep], [v for _, v in keep], "o-", label=f"{name[:-len(unit) - 1]} "
-                      f"(slope {slope(sizes, values):.2f})")
+            floor = MEMORY_FLOOR_MB if unit == "MB" else 0.0
+            keep = [(n, v) for n, v in zip(sizes, values) if v and v > floor]
+            ax.loglog([n for n, _ in keep], [v for _, v in keep], "o-", label=f"{name.rsplit(' ', 1)[0]} "
+                      f"(slope {slope(sizes, values, floor):.2f})")
         ax.set_xlabel("corpus passages N")
         ax.set_ylabel(unit)
         ax.grid(True, which="both", alpha=0.3)
@@ -295,6 +298,36 @@ def plot(curves: dict[str, tuple[list[int], list[float]]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     print(f"plot: {path}")
+
+
+def results_from_tables(paths: list[str]) -> dict[tuple[int, str], dict]:
+    """The index rows of earlier outputs of this script (a later file's row replaces an earlier one's)."""
+    results = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) != 14 or not cells[0].replace(",", "").isdigit():
+                continue
+            results[(int(cells[0].replace(",", "")), cells[1])] = {
+                "harness_build": float(cells[2]), "harness_search": float(cells[5]) / 1e3,
+                "harness_mb": float(cells[10].split("/")[0])}
+    return results
+
+
+def draw(results: dict[tuple[int, str], dict], sizes: list[int], rate: float | None, path: Path) -> None:
+    """Print the fitted slope of every curve and draw them (log-log)."""
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    for kind in ("flat", "hnsw", "ivfpq"):
+        ns = [n for n in sizes if (n, kind) in results]
+        curves[f"{kind} build s"] = (ns, [results[(n, kind)]["harness_build"] for n in ns])
+        curves[f"{kind} search/64q s"] = (ns, [results[(n, kind)]["harness_search"] for n in ns])
+        curves[f"{kind} build peak MB"] = (ns, [results[(n, kind)]["harness_mb"] for n in ns])
+    if rate:
+        curves["MiniLM encode of the corpus s"] = (sizes, [n / rate for n in sizes])
+    print("\nfitted slopes d log(cost) / d log(N):")
+    for name, (ns, values) in curves.items():
+        print(f"  {name:<34} {slope(ns, values, MEMORY_FLOOR_MB if name.endswith(' MB') else 0.0):.2f}")
+    plot(curves, path)
 
 
 def main() -> None:
@@ -311,7 +344,13 @@ def main() -> None:
     parser.add_argument("--kinds", default="flat,hnsw,ivfpq", help="index kinds to measure")
     parser.add_argument("--steps", default="yes", choices=("yes", "no", "only"),
                         help="measure training steps too / not / only them")
+    parser.add_argument("--from-tables", nargs="+", default=None, metavar="OUTPUT",
+                        help="no measuring: slopes and plot from the tables of earlier outputs (later rows win)")
+    parser.add_argument("--rate", type=float, default=None, help="--from-tables: the MiniLM rate to draw")
     args = parser.parse_args()
+    if args.from_tables:
+        results = results_from_tables(args.from_tables)
+        return draw(results, sorted({n for n, _ in results}), args.rate, Path(args.plot))
     faiss.omp_set_num_threads(args.faiss_threads)
     header("cost growth with the corpus: encode, index build/search/memory, recall, refresh, training step")
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -361,17 +400,7 @@ def main() -> None:
               f"{r['faiss_search_k'] * 1e3:.2f} | {r['harness_mb']:.0f} / {r['faiss_mb']:.0f} | "
               f"{n * DIM * 4 / 2**20:.0f} | {r['recall']:.3f} | {refresh:,.0f} |")
 
-    curves: dict[str, tuple[list[int], list[float]]] = {}
-    for kind in ("flat", "hnsw", "ivfpq"):
-        ns = [n for n in sizes if (n, kind) in results]
-        curves[f"{kind} build s"] = (ns, [results[(n, kind)]["harness_build"] for n in ns])
-        curves[f"{kind} search/64q s"] = (ns, [results[(n, kind)]["harness_search"] for n in ns])
-        curves[f"{kind} build peak MB"] = (ns, [results[(n, kind)]["harness_mb"] for n in ns])
-    curves["MiniLM encode of the corpus s"] = (sizes, [n / rate for n in sizes])
-    print("\nfitted slopes d log(cost) / d log(N):")
-    for name, (ns, values) in curves.items():
-        print(f"  {name:<34} {slope(ns, values):.2f}")
-    plot(curves, Path(args.plot))
+    draw(results, sizes, rate, Path(args.plot))
     if args.steps == "yes":
         print_steps(workdir, args.step_passages)
 
