@@ -13,6 +13,7 @@ from harness._exports import exports
 __all__, __getattr__ = exports(__name__, {
     "index": ("IndexParams", "PassageIndex", "build_or_load_index", "encode_corpus", "encode_texts", "encode_with_grad",
               "index_params", "save_shipped_vectors", "weights_fingerprint"),
-    "refresh": ("REFRESH_MODES", "IndexRefresher", "separate_passage_tower"),
+    "refresh": ("REFRESH_MODES", "REFRESH_POLICIES", "IndexRefresher", "check_refresh_policy",
+                                   "refresh_schedule", "separate_passage_tower"),
     "harness.config": ("INDEX_KINDS",),
 })

@@ -23,6 +23,15 @@ How it stays correct:
 
 `mode="sync"` runs the same work in the training thread (training waits): the comparison point of
 bench/bench_refresh.py.
+
+Refresh policies a strategy that trains E_p offers (`--set refresh=...`, `refresh_schedule`):
+    background  re-index every `refresh_every` steps beside training (above)
+    sync        the same, training waits
+    rerank      never re-index while training: each step over-retrieves L candidates from the stale index
+                and re-encodes them with the current E_p (`rerank_rows`, harness/training/likelihoods.py),
+                B·L passages a step instead of the corpus every `refresh_every` steps
+    none        never re-index while training: the stale index's top-k
+Every policy re-indexes once with the final E_p after training (unless `final_refresh=false`).
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ from harness.retrieval.index import (
 )
 from harness.types import Corpus
 
-REFRESH_MODES = ("background", "sync")
+REFRESH_MODES = ("background", "sync")  # what the worker does
+REFRESH_POLICIES = (*REFRESH_MODES, "rerank", "none")  # what a strategy offers (`refresh_schedule`)
 JOIN_SECONDS = 30.0
 
 
@@ -187,6 +197,23 @@ class RefreshWorker:
 
     def _encode(self, snapshot) -> np.ndarray:
         return encode_corpus(snapshot, self.corpus, self.batch_size, "re-indexing", cancelled=self._stop.is_set)
+
+
+def check_refresh_policy(policy: str, rerank_candidates: int) -> None:
+    """The option check of a strategy that offers `refresh` and `rerank_candidates` (ValueError)."""
+    if policy not in REFRESH_POLICIES:
+        raise ValueError(f"refresh must be one of {', '.join(REFRESH_POLICIES)}, got '{policy}'")
+    if rerank_candidates < 1:
+        raise ValueError(f"rerank_candidates must be >= 1, got {rerank_candidates}")
+
+
+def refresh_schedule(ctx, passage_encoder, every: int, policy: str) -> "IndexRefresher":
+    """The `IndexRefresher` of a refresh policy: background/sync re-index every `every` steps; rerank and
+    none never while training (their `finish` still re-indexes once from the final E_p)."""
+    check_refresh_policy(policy, 1)
+    if policy in REFRESH_MODES:
+        return IndexRefresher(ctx, passage_encoder, every, policy)
+    return IndexRefresher(ctx, passage_encoder, 0, "sync")
 
 
 # -- the schedule a training loop follows --------------------------------------------------------

@@ -11,7 +11,8 @@ T = the real (unpadded) tokens of the forward: the attention mask's sum. A backw
 activation gradients (2·N·T) plus weight gradients (2·N·T); the estimate charges both even when only LoRA
 adapters are trained (the weight-gradient half is then an upper bound), the convention behind the usual
 C ≈ 6·N·T. Attention's context-length term and optimizer updates are left out. Forwards without grad
-(retrieving candidates, the E-step's scoring, re-encoding the corpus) cost the forward only.
+(retrieving candidates, the E-step's scoring, re-encoding the corpus or a re-ranked candidate set) cost the
+forward only: every policy of harness/retrieval/refresh.py is charged what it encodes.
 
 Used for: the per-step `train_flops` in the step log, the run's total `train_flops` cost metric, and
 `--max-train-flops`. On GPUs, model FLOPs utilisation = per-step FLOPs / step seconds / device peak
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 
 import torch
 
@@ -58,8 +60,11 @@ def step_flops(n_params: int, tokens: int, backward: bool) -> float:
 
 
 def _tokens_in(args: tuple, kwargs: dict) -> int:
-    """Real tokens of a forward call: the attention mask's sum, else the input ids' count."""
-    features = kwargs if kwargs else (args[0] if args and isinstance(args[0], dict) else {})
+    """Real tokens of a forward call: the attention mask's sum, else the input ids' count.
+
+    The features may come as a plain dict or a tokenizer's BatchEncoding (a Mapping, not a dict: what
+    sentence-transformers' `encode` passes, so it would otherwise count 0 tokens)."""
+    features = kwargs if kwargs else (args[0] if args and isinstance(args[0], Mapping) else {})
     mask = features.get("attention_mask")
     if isinstance(mask, torch.Tensor):
         return int(mask.sum())

@@ -29,7 +29,12 @@ q_φ(h|x,y) (a copy of the embedder that encodes the text `x [SEP] y`), and the 
    (L is linear in log p_θ, so the generator's part is back-propagated `m_step_chunk` pairs at a time:
    the same gradient with a fraction of the activation memory.)
 4. Optional (`train_passages=true`): a separate passage tower E_p re-encodes H with grad and the corpus
-   is re-indexed every `refresh_every` steps in the background, exactly as rag_end2end.
+   is re-indexed every `refresh_every` steps in the background, exactly as rag_end2end; or, with
+   `refresh=rerank`, never while training: each top-K of step 1 is the best K of the stale index's top-R
+   (`rerank_candidates`) re-scored against the current E_p (rag_end2end.py, docs/scaling.md).
+Wider retriever candidates (`retriever_candidates=L`; 0 = `candidates`): H = top-L(prior) ∪
+top-L(posterior), so p_η, q_φ and the retrievers' gradient are over the wider set, and the reader trains
+on the chain's states drawn from it (the proposal set is the reader's set here). L = K is the above.
 Decoding (the harness's evaluation) uses the prior retriever only, top-k passages concatenated.
 
 Defaults and cost. 1 epoch (10 steps on the offline default's 38 questions, batch 4), K=5 (|H| ≤ 10),
@@ -54,9 +59,10 @@ import torch
 
 from harness import hookimpl
 from harness.training import (
-    REFRESH_MODES,
     IndexRefresher,
     StepMeter,
+    check_refresh_policy,
+    check_retriever_candidates,
     encode_with_grad,
     encoder_token_count,
     epoch_batches,
@@ -66,6 +72,7 @@ from harness.training import (
     linear_schedule,
     passage_vectors_with_grad,
     prepare_generator_for_lora,
+    refresh_schedule,
     retrieve_rows,
     save_adapter,
     save_embedder,
@@ -92,17 +99,30 @@ class JsaOptions:
     persistent: bool = field(default=True, metadata={"help": "start each chain at the example's sample from the last epoch"})
     train_passages: bool = field(default=False, metadata={"help": "train a separate passage tower and re-index the corpus"})
     refresh_every: int = field(default=5, metadata={"help": "train_passages: re-index every N steps (0 = only at the end)"})
-    refresh: str = field(default="background", metadata={"help": "train_passages: background or sync re-indexing"})
+    refresh: str = field(default="background", metadata={"help": "train_passages: background, sync, rerank or none "
+                                                                 "(rag_end2end's refresh policies)"})
+    rerank_candidates: int = field(default=20, metadata={"help": "refresh=rerank: candidates taken from the stale index"})
+    retriever_candidates: int = field(default=0, metadata={"help": "L: H = top-L(prior) ∪ top-L(posterior) "
+                                                                   "(0 = candidates)"})
     m_step_chunk: int = field(default=4, metadata={"help": "M-step generator pairs per forward/backward (gradients "
                                                             "accumulate: same update, less memory; 0 = all at once)"})
 
     def __post_init__(self):
         if self.proposals < 1 or self.candidates < 1:
             raise ValueError(f"proposals and candidates must be at least 1, got {self.proposals}, {self.candidates}")
-        if self.refresh not in REFRESH_MODES:
-            raise ValueError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got '{self.refresh}'")
+        check_refresh_policy(self.refresh, self.rerank_candidates)
         if self.refresh_every < 0 or self.m_step_chunk < 0:
             raise ValueError(f"refresh_every and m_step_chunk must be >= 0, got {self.refresh_every}, {self.m_step_chunk}")
+        check_retriever_candidates(self.retriever_candidates)
+
+    @property
+    def top(self) -> int:
+        """K of the candidate set: `retriever_candidates` when set, else `candidates`."""
+        return self.retriever_candidates or self.candidates
+
+    def rerank(self) -> int:
+        """Candidates to re-rank per retrieval (0 = search the index in use directly)."""
+        return self.rerank_candidates if self.train_passages and self.refresh == "rerank" else 0
 
 
 # -- the Metropolis independence sampler (pure: tensors in, samples out) -------------------------
@@ -317,13 +337,13 @@ def jsa_shard_step(ctx, models: JsaModels, batch, chains: dict, options: JsaOpti
     [(example id, corpus row of its chain's last state)], tokens read).
     """
     pipeline, tau, generator = ctx.pipeline, ctx.config.tau, ctx.pipeline.generator
-    K = min(options.candidates, len(pipeline.corpus))
+    K, R = min(options.top, len(pipeline.corpus)), options.rerank()
     questions, answers = [ex.question for ex in batch], [gold_answer(ex) for ex in batch]
     post_texts = [posterior_text(models.posterior, x, y) for x, y in zip(questions, answers)]
     # 1) candidates H = top-K(prior) ∪ top-K(posterior) ∪ {cached sample}: rows (B, H), mask (B, H)
     cached = [chains.get(ex.id) if options.persistent else None for ex in batch]
-    rows, mask = candidate_rows(retrieve_rows(pipeline, questions, K, models.prior),
-                                retrieve_rows(pipeline, post_texts, K, models.posterior), extra=cached)
+    rows, mask = candidate_rows(retrieve_rows(pipeline, questions, K, models.prior, rerank=R),
+                                retrieve_rows(pipeline, post_texts, K, models.posterior, rerank=R), extra=cached)
     passages = [pipeline.passages(r) for r in rows]
     start = torch.tensor([list(r).index(c) if c is not None else -1 for r, c in zip(rows.tolist(), cached)])
     # 2) p_η(h|x) and q_φ(h|x,y) over H, with grad: (B, H)
@@ -412,7 +432,8 @@ class JsaRag:
         unfreeze(prior)
         passage = separate_passage_tower(ctx.pipeline) if options.train_passages else None
         models = JsaModels(prior, posterior, passage)
-        with IndexRefresher(ctx, passage, options.refresh_every, options.refresh) if passage else nullcontext() as refresher:
+        schedule = refresh_schedule(ctx, passage, options.refresh_every, options.refresh) if passage else nullcontext()
+        with schedule as refresher:
             last_step = train_jsa(ctx, models, options, embed_lr, gen_lr, refresher)
             if refresher is not None:
                 refresher.finish(last_step)

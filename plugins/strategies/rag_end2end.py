@@ -7,6 +7,8 @@ Lewis et al. (2020), RAG-Token / RAG-Sequence.
     harness run --plugin rag_end2end                                  # offline defaults
     harness run --plugin rag_end2end --set refresh_every=2            # re-index more often
     harness run --plugin rag_end2end --set refresh=sync               # training waits for each re-index
+    harness run --plugin rag_end2end --set refresh=rerank --set rerank_candidates=20   # no re-index while training
+    harness run --plugin rag_end2end --set retriever_candidates=20    # p(z|x) over the top-20, reader on top-5
     harness run --plugin rag_end2end --set loss=rag_sequence
 
 Objective. Z(x) = the top-k passages of the index in use for q = E_q(x); each is re-encoded by the
@@ -29,6 +31,19 @@ seconds training waited. After the last step the index is rebuilt once more from
 refresh snapshotted at that step is already in flight, or `final_refresh=false`), so the harness
 evaluates E_q against passages encoded by the E_p it was trained with. `refresh=sync` makes training
 wait for every re-index (bench/bench_refresh.py compares the two).
+
+Re-ranking instead of re-indexing (`refresh=rerank`, `rerank_candidates=R`; Atlas's over-retrieve and
+re-rank). No re-index while training: each step retrieves the top-R of the stale index with E_q(x),
+re-encodes those R with the current E_p (no grad), and Z(x) = the k with the best E_q(x)·E_p(z); those are
+then re-encoded with grad as above. Per step it encodes B·R passages instead of N per `refresh_every`
+steps (docs/scaling.md: the cost of each at 21M passages); the FLOP counter charges both. When R covers
+the corpus, Z(x) is exactly a full re-index's top-k (tests). `refresh=none` keeps the stale index's top-k.
+Every policy still re-indexes once from the final E_p before evaluation (`final_refresh`).
+
+Wider retriever candidates (`retriever_candidates=L`, L ≥ k; 0 = k): Z_L(x) = the top-L (of the policy
+above), all re-encoded by E_p with grad, p_η(z|x) = softmax over Z_L(x), and the marginal runs over Z_L
+with p_θ(y|x,z) of the passages ranked k+1..L computed without grad: the generator trains on the top-k,
+both towers on all L (rag_token.py). L = k is the loss above, exactly.
 
 Cost. Each re-index encodes the whole corpus: about 6-8 minutes for the offline default's 12k passages
 on 2 CPU cores (MiniLM), longer than the 10 training steps themselves; so on the defaults the one
@@ -56,19 +71,22 @@ from harness import hookimpl
 from harness.builtins.strategies.rag_sequence import rag_sequence_loss
 from harness.builtins.strategies.rag_token import rag_token_loss
 from harness.training import (
-    REFRESH_MODES,
     IndexRefresher,
     StepMeter,
     backward_in_chunks,
+    candidate_answer_log_probs,
+    candidate_count,
+    check_refresh_policy,
+    check_retriever_candidates,
     effective_k,
     encoder_token_count,
     epoch_batches,
     generator_token_count,
     gold_answer,
     linear_schedule,
-    passage_answer_log_probs,
     passage_vectors_with_grad,
     prepare_generator_for_lora,
+    refresh_schedule,
     retrieval_log_probs,
     retrieve_rows,
     save_adapter,
@@ -95,7 +113,12 @@ CITATION = """@article{siriwardhana2021finetune,
 class End2EndOptions:
     loss: str = field(default="rag_token", metadata={"help": "rag_token or rag_sequence marginal"})
     refresh_every: int = field(default=5, metadata={"help": "re-index every N steps (0 = only after training)"})
-    refresh: str = field(default="background", metadata={"help": "background (training continues) or sync (training waits)"})
+    refresh: str = field(default="background", metadata={"help": "background (re-index while training continues), sync "
+                                                                 "(training waits), rerank (re-encode each step's "
+                                                                 "candidates, no re-index) or none"})
+    rerank_candidates: int = field(default=20, metadata={"help": "refresh=rerank: candidates taken from the stale index"})
+    retriever_candidates: int = field(default=0, metadata={"help": "L: p(z|x) and the towers' gradient over the top-L, "
+                                                                   "the reader on the top-k (0 = k)"})
     final_refresh: bool = field(default=True, metadata={"help": "re-index with the final passage tower before evaluation"})
     micro_batch: int = field(default=1, metadata={"help": "questions per forward/backward within a step (gradients "
                                                           "accumulate: same update, less memory; 0 = the whole batch)"})
@@ -103,38 +126,45 @@ class End2EndOptions:
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got '{self.loss}'")
-        if self.refresh not in REFRESH_MODES:
-            raise ValueError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got '{self.refresh}'")
+        check_refresh_policy(self.refresh, self.rerank_candidates)
         if self.refresh_every < 0 or self.micro_batch < 0:
             raise ValueError(f"refresh_every and micro_batch must be >= 0, got {self.refresh_every}, {self.micro_batch}")
+        check_retriever_candidates(self.retriever_candidates)
+
+    def rerank(self) -> int:
+        """Candidates to re-rank per question (0 = search the index in use directly)."""
+        return self.rerank_candidates if self.refresh == "rerank" else 0
 
 
-def end2end_step(ctx, batch, k: int, loss_fn) -> tuple[torch.Tensor, int]:
-    """One step's loss with grad into E_q, E_p and the generator; also the tokens read."""
+def end2end_step(ctx, batch, k: int, loss_fn, candidates: int = 0, rerank: int = 0) -> tuple[torch.Tensor, int]:
+    """One step's loss with grad into E_q, E_p and the generator; also the tokens read. p_η(z|x) over the
+    top-`candidates` (L; 0 = k), the generator trained on the top-k; `rerank` > L: refresh=rerank's R."""
     pipeline, tau = ctx.pipeline, ctx.config.tau
     questions, answers = [ex.question for ex in batch], [gold_answer(ex) for ex in batch]
-    # 1) retrieve Z(x) from the index in use with the current E_q, no grad: rows (B, k)
-    rows = retrieve_rows(pipeline, questions, k)
+    # 1) retrieve Z_L(x) with the current E_q, no grad: rows (B, L), from the index in use or re-ranked
+    rows = retrieve_rows(pipeline, questions, max(k, candidates), rerank=rerank)
     passages = [pipeline.passages(r) for r in rows]
-    # 2) re-encode the retrieved passages with E_p, with grad: (B, k, D)
+    # 2) re-encode the retrieved passages with E_p, with grad: (B, L, D)
     vectors = passage_vectors_with_grad(pipeline.passage_encoder, passages)
-    # 3) log p_η(z|x) = log softmax(E_q(x)·E_p(z)/τ): (B, k), grad into both towers
+    # 3) log p_η(z|x) = log softmax(E_q(x)·E_p(z)/τ): (B, L), grad into both towers
     log_pz = retrieval_log_probs(pipeline.query_encoder, questions, vectors, tau)
-    # 4) per-passage answer likelihoods log p_θ(y_t|x,z,y_<t): (B, k, T), mask (B, k, T)
-    token_lp, mask = passage_answer_log_probs(pipeline.generator, questions, passages, answers)
-    # 5) marginalise over Z(x): scalar
+    # 4) per-passage answer likelihoods log p_θ(y_t|x,z,y_<t): (B, L, T), mask; grad on the top-k only
+    token_lp, mask = candidate_answer_log_probs(pipeline.generator, questions, passages, answers, k)
+    # 5) marginalise over Z_L(x): scalar
     loss = loss_fn(log_pz, token_lp, mask)
     prompts = [pipeline.generator.format_prompt(q, [z]) for q, zs in zip(questions, passages) for z in zs]
-    tokens = (generator_token_count(pipeline.generator, prompts, [a for a in answers for _ in range(k)])
+    tokens = (generator_token_count(pipeline.generator, prompts, [a for a, zs in zip(answers, passages) for _ in zs])
               + encoder_token_count(pipeline.query_encoder, questions)
               + encoder_token_count(pipeline.passage_encoder, [z.as_text() for zs in passages for z in zs]))
     return loss, tokens
 
 
-def accumulate_gradients(ctx, batch, k: int, loss_fn, micro_batch: int) -> tuple[torch.Tensor, int]:
+def accumulate_gradients(ctx, batch, k: int, loss_fn, options: End2EndOptions) -> tuple[torch.Tensor, int]:
     """Backward the batch's mean loss in chunks of `micro_batch` questions (0 = all at once): the same
     gradient as the whole batch, one chunk's activations alive at a time. Returns (loss, tokens read)."""
-    loss, parts = backward_in_chunks(ctx, batch, micro_batch, lambda chunk: end2end_step(ctx, chunk, k, loss_fn))
+    L = candidate_count(ctx.pipeline, k, options.retriever_candidates)
+    loss, parts = backward_in_chunks(ctx, batch, options.micro_batch,
+                                     lambda chunk: end2end_step(ctx, chunk, k, loss_fn, L, options.rerank()))
     return loss, sum(tokens for _, tokens in parts)
 
 
@@ -155,7 +185,7 @@ def train_end2end(ctx, options: End2EndOptions, embed_lr: float, gen_lr: float, 
     for step, (_, batch) in enumerate(ctx.progress(batches, "rag_end2end", total), start=1):
         meter.start()
         optimizer.zero_grad(set_to_none=True)
-        loss, tokens = accumulate_gradients(ctx, batch, k, LOSSES[options.loss], options.micro_batch)
+        loss, tokens = accumulate_gradients(ctx, batch, k, LOSSES[options.loss], options)
         ctx.step(optimizer)  # gradients summed over the processes of a launched run
         meter.log(step, loss, optimizer, tokens)
         scheduler.step()
@@ -181,7 +211,7 @@ class RagEnd2End:
         generator = prepare_generator_for_lora(ctx)
         unfreeze(ctx.pipeline.query_encoder)
         passage_tower = separate_passage_tower(ctx.pipeline)
-        with IndexRefresher(ctx, passage_tower, options.refresh_every, options.refresh) as refresher:
+        with refresh_schedule(ctx, passage_tower, options.refresh_every, options.refresh) as refresher:
             last_step = train_end2end(ctx, options, embed_lr, gen_lr, refresher)
             refresher.finish(last_step, options.final_refresh)
         save_adapter(ctx, generator)

@@ -16,6 +16,10 @@ in log space: −logsumexp_z(log p_η(z|x) + Σ_t log p_θ(y_t|…)) (`rag_seque
 mixes the passages at every token (rag_token.py); the loop, the two learning rates and the defaults are
 the same, and live in `rag_token.train_rag`: 1) retrieve with the current E_q, 2) score log p_η(z|x)
 with grad, 3) per-passage answer likelihoods (B, k, T), 4) this loss, 5) one AdamW step on both groups.
+
+`--set retriever_candidates=L` (L ≥ k): the sum over z runs over the top-L with p_η(z|x) normalised
+there, log p_θ(y|x,z) of the passages ranked k+1..L computed without grad (the generator trains on the
+top-k, E_q on all L); L = k is the loss above.
 """
 
 import torch

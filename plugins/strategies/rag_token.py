@@ -19,6 +19,16 @@ AdamW, linear decay. The batch's loss is back-propagated `micro_batch` questions
 the loss is a mean over questions, so the gradient is the whole batch's, while only one question's k
 sequences keep activations (batch 4 × k 5 at once peaked at 15.4 GB RSS with SmolLM2-135M on CPU).
 
+Wider retriever candidates (`--set retriever_candidates=L`, L ≥ k; 0 = k). Z_L(x) = the top-L; the
+reader's set is still Z(x) = the top-k of it:
+
+    p_η(z|x) = softmax_{z∈Z_L(x)}(E_q(x)·d_z / τ)
+    L(η, θ) = −(1/B) Σ_b Σ_t log Σ_{z∈Z_L(x_b)} p_η(z|x_b) · p_θ(y_t | x_b, z, y_<t)
+
+with p_θ(y|x,z) for z ∈ Z_L(x) outside Z(x) computed without grad (a forward only): the generator's gradient
+comes from the k it reads, E_q's from all L, so a gold passage at rank k+1..L is pulled up (with L = k
+this is the loss above, exactly). Cost per question: L−k more generator forwards without grad.
+
 Defaults: 1 epoch; gen lr 1e-3 (see ft_gen: 10 steps on the offline default's 38 questions); embed lr
 1e-6, a tenth of ft_embed's, as the paper's joint rates are 10-30x below its ft_embed rates. On the
 offline default the base retriever already has recall@5 = 100%, and a tower moved further (ft_embed at
@@ -38,6 +48,9 @@ from harness import hookimpl
 from harness.training import (
     StepMeter,
     backward_in_chunks,
+    candidate_answer_log_probs,
+    candidate_count,
+    check_retriever_candidates,
     effective_k,
     encoder_token_count,
     epoch_batches,
@@ -45,7 +58,6 @@ from harness.training import (
     gold_answer,
     indexed_passage_vectors,
     linear_schedule,
-    passage_answer_log_probs,
     prepare_generator_for_lora,
     retrieval_log_probs,
     retrieve_rows,
@@ -82,36 +94,41 @@ def rag_token_loss(log_pz: torch.Tensor, token_lp: torch.Tensor, mask: torch.Ten
 class RagOptions:
     micro_batch: int = field(default=1, metadata={"help": "questions per forward/backward within a step (gradients "
                                                           "accumulate: same update, less memory; 0 = the whole batch)"})
+    retriever_candidates: int = field(default=0, metadata={"help": "L: p(z|x) and the retriever's gradient over the "
+                                                                   "top-L, the reader on the top-k (0 = k)"})
 
     def __post_init__(self):
         if self.micro_batch < 0:
             raise ValueError(f"micro_batch must be >= 0, got {self.micro_batch}")
+        check_retriever_candidates(self.retriever_candidates)
 
 
-def rag_step(ctx, batch, k: int, loss_fn: RagLoss, embed_trains: bool, gen_trains: bool) -> tuple[torch.Tensor, int]:
-    """The joint loss of `batch` (a frozen side runs without grad) and the tokens read."""
+def rag_step(ctx, batch, k: int, loss_fn: RagLoss, embed_trains: bool, gen_trains: bool,
+             candidates: int = 0) -> tuple[torch.Tensor, int]:
+    """The joint loss of `batch` (a frozen side runs without grad) and the tokens read; p_η(z|x) over the
+    top-`candidates` (L; 0 = k), the generator trained on the top-k."""
     pipeline, tau = ctx.pipeline, ctx.config.tau
     encoder, generator = pipeline.query_encoder, pipeline.generator
     questions, answers = [ex.question for ex in batch], [gold_answer(ex) for ex in batch]
-    # 1) retrieve Z(x) with the current E_q, no grad: rows (B, k), their indexed vectors (B, k, D)
-    rows = retrieve_rows(pipeline, questions, k)
+    L = max(k, candidates)
+    # 1) retrieve Z_L(x) with the current E_q, no grad: rows (B, L), their indexed vectors (B, L, D)
+    rows = retrieve_rows(pipeline, questions, L)
     passages = [pipeline.passages(r) for r in rows]
     vectors = indexed_passage_vectors(pipeline, rows)
-    # 2) score: log p_η(z|x) (B, k), with grad into E_q when it trains
+    # 2) score: log p_η(z|x) (B, L), with grad into E_q when it trains
     with nullcontext() if embed_trains else torch.no_grad():
         log_pz = retrieval_log_probs(encoder, questions, vectors, tau)
-    # 3) per-passage answer likelihoods log p_θ(y_t|x,z,y_<t): (B, k, T), mask (B, k, T)
-    with nullcontext() if gen_trains else torch.no_grad():
-        token_lp, mask = passage_answer_log_probs(generator, questions, passages, answers)
-    # 4) marginalise over Z(x) in log space: scalar
+    # 3) per-passage answer likelihoods log p_θ(y_t|x,z,y_<t): (B, L, T), mask; grad on the top-k only
+    token_lp, mask = candidate_answer_log_probs(generator, questions, passages, answers, k, gen_trains)
+    # 4) marginalise over Z_L(x) in log space: scalar
     loss = loss_fn(log_pz, token_lp, mask)
     prompts = [generator.format_prompt(q, [z]) for q, zs in zip(questions, passages) for z in zs]
-    tokens = generator_token_count(generator, prompts, [a for a in answers for _ in range(k)])
+    tokens = generator_token_count(generator, prompts, [a for a, zs in zip(answers, passages) for _ in zs])
     return loss, tokens + (encoder_token_count(encoder, questions) if embed_trains else 0)
 
 
 def train_rag(ctx, loss_fn: RagLoss, embed_lr: float, gen_lr: float, desc: str, step_offset: int = 0,
-              micro_batch: int = 1) -> int:
+              micro_batch: int = 1, retriever_candidates: int = 0) -> int:
     """The joint loop shared by rag_token, rag_sequence and both phases of two_phase.
 
     Trains whatever of E_q and the generator's adapters has requires_grad; a frozen side runs without
@@ -121,6 +138,7 @@ def train_rag(ctx, loss_fn: RagLoss, embed_lr: float, gen_lr: float, desc: str, 
     encoder, generator = pipeline.query_encoder, pipeline.generator
     embed_params, gen_params = trainable(encoder), trainable(generator.model)
     k = effective_k(pipeline, cfg.k)
+    L = candidate_count(pipeline, k, retriever_candidates)
     total = steps_per_run(len(ctx.train), cfg.batch_size, cfg.epochs)
     optimizer, scheduler = linear_schedule([(embed_params, embed_lr, "embed"), (gen_params, gen_lr, "gen")], total)
     meter = StepMeter(ctx)
@@ -132,7 +150,7 @@ def train_rag(ctx, loss_fn: RagLoss, embed_lr: float, gen_lr: float, desc: str, 
         optimizer.zero_grad(set_to_none=True)
         # 1-4) retrieve, score, per-passage likelihoods, marginal loss; backward chunk by chunk
         loss, parts = backward_in_chunks(
-            ctx, batch, micro_batch, lambda chunk: rag_step(ctx, chunk, k, loss_fn, bool(embed_params), bool(gen_params)))
+            ctx, batch, micro_batch, lambda chunk: rag_step(ctx, chunk, k, loss_fn, bool(embed_params), bool(gen_params), L))
         # 5) update both groups
         ctx.step(optimizer)  # gradients summed over the processes of a launched run
         meter.log(step, loss, optimizer, sum(tokens for _, tokens in parts))
@@ -148,7 +166,9 @@ def fit_jointly(ctx, loss_fn: RagLoss, desc: str) -> None:
     gen_lr = ctx.config.gen_lr
     generator = prepare_generator_for_lora(ctx)
     unfreeze(ctx.pipeline.query_encoder)
-    train_rag(ctx, loss_fn, embed_lr, gen_lr, desc, micro_batch=(ctx.options or RagOptions()).micro_batch)
+    options = ctx.options or RagOptions()
+    train_rag(ctx, loss_fn, embed_lr, gen_lr, desc, micro_batch=options.micro_batch,
+              retriever_candidates=options.retriever_candidates)
     save_adapter(ctx, generator)
     save_embedder(ctx, ctx.pipeline.query_encoder)
 

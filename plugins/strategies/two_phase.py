@@ -16,6 +16,9 @@ AdamW and linear schedule. Because phase 1 does not depend on the embedder's lea
 rates can be grid-searched independently: `harness grid` first searches the generator rate with
 `--set phases=1` (stop after phase 1), then the embedder rate from the chosen generator rate.
 
+`--set retriever_candidates=L` widens p_η(z|x) to the top-L in both phases, the generator still on the
+top-k (rag_token.py gives the loss): phase 2's E_q gradient then reaches passages ranked k+1..L.
+
 Defaults as rag_token: gen lr 1e-3, embed lr 1e-6 (rag_token.py and ft_gen.py say why).
 """
 
@@ -61,7 +64,7 @@ class TwoPhase:
         # phase 1: the generator's adapters, E_q frozen
         freeze(encoder)
         steps = train_rag(ctx, rag_token_loss, embed_lr, gen_lr, "two_phase 1/2 (generator)",
-                          micro_batch=ctx.options.micro_batch)
+                          micro_batch=ctx.options.micro_batch, retriever_candidates=ctx.options.retriever_candidates)
         save_adapter(ctx, generator)
         if ctx.options.phases == 1:
             return
@@ -69,7 +72,7 @@ class TwoPhase:
         freeze(generator.model)
         unfreeze(encoder)
         train_rag(ctx, rag_token_loss, embed_lr, gen_lr, "two_phase 2/2 (embedder)", step_offset=steps,
-                  micro_batch=ctx.options.micro_batch)
+                  micro_batch=ctx.options.micro_batch, retriever_candidates=ctx.options.retriever_candidates)
         save_embedder(ctx, encoder)
 
 

@@ -15,6 +15,10 @@ with log p_θ(y|x,z) = Σ_t log p_θ(y_t|prompt(x,z), y_<t) and β = `kl_weight`
 Z_q). The expectation is exact over Z_q (no sampling), so φ gets the gradient of both terms, η only
 the KL's, θ the posterior-weighted NLL's. Decoding uses the prior retriever, as for every strategy.
 
+`--set retriever_candidates=L` (L ≥ k; 0 = k): Z_q becomes the posterior's top-L, q_φ, p_η, the NLL's
+expectation and the KL are all over it; log p_θ(y|x,z) of the passages ranked k+1..L is computed without
+grad (the generator trains on the top-k, both retrievers on all L). L = k is the loss above.
+
 Memory: k generator passes with grad per question; the whole batch of the offline default peaks near
 17 GB RSS on CPU, so each step back-propagates one question at a time by default (`micro_batch=1`: the
 loss is a mean over questions, the update is the same).
@@ -36,6 +40,9 @@ from harness.builtins.strategies.jsa_rag import make_posterior_retriever, poster
 from harness.training import (
     StepMeter,
     backward_in_chunks,
+    candidate_answer_log_probs,
+    candidate_count,
+    check_retriever_candidates,
     effective_k,
     encode_with_grad,
     encoder_token_count,
@@ -44,7 +51,6 @@ from harness.training import (
     gold_answer,
     indexed_passage_vectors,
     linear_schedule,
-    passage_answer_log_probs,
     prepare_generator_for_lora,
     retrieve_rows,
     save_adapter,
@@ -62,10 +68,13 @@ class VragOptions:
     kl_weight: float = field(default=1.0, metadata={"help": "β, the weight of KL(q_φ ‖ p_η) (1 = the ELBO)"})
     micro_batch: int = field(default=1, metadata={"help": "questions per forward/backward within a step (gradients "
                                                           "accumulate: same update, less memory; 0 = the whole batch)"})
+    retriever_candidates: int = field(default=0, metadata={"help": "L: q_φ, p_η and the KL over the posterior's "
+                                                                   "top-L, the generator on the top-k (0 = k)"})
 
     def __post_init__(self):
         if self.kl_weight < 0 or self.micro_batch < 0:
             raise ValueError(f"kl_weight and micro_batch must be >= 0, got {self.kl_weight}, {self.micro_batch}")
+        check_retriever_candidates(self.retriever_candidates)
 
 
 def vrag_loss(log_post: torch.Tensor, log_prior: torch.Tensor, seq_lp: torch.Tensor, kl_weight: float = 1.0):
@@ -79,25 +88,26 @@ def vrag_loss(log_post: torch.Tensor, log_prior: torch.Tensor, seq_lp: torch.Ten
     return nll + kl_weight * kl, nll, kl
 
 
-def vrag_step(ctx, prior, posterior, batch, k: int, kl_weight: float):
-    """One batch: (loss, stats, tokens), with grad into θ, η and φ."""
+def vrag_step(ctx, prior, posterior, batch, k: int, kl_weight: float, candidates: int = 0):
+    """One batch: (loss, stats, tokens), with grad into θ, η and φ; over the posterior's top-`candidates`
+    (L; 0 = k), the generator trained on the top-k."""
     pipeline, tau, generator = ctx.pipeline, ctx.config.tau, ctx.pipeline.generator
     questions, answers = [ex.question for ex in batch], [gold_answer(ex) for ex in batch]
     post_texts = [posterior_text(posterior, x, y) for x, y in zip(questions, answers)]
-    # 1) Z_q: the posterior's top-k for `x [SEP] y`, no grad: rows (B, k), indexed vectors (B, k, D)
-    rows = retrieve_rows(pipeline, post_texts, k, posterior)
+    # 1) Z_q: the posterior's top-L for `x [SEP] y`, no grad: rows (B, L), indexed vectors (B, L, D)
+    rows = retrieve_rows(pipeline, post_texts, max(k, candidates), posterior)
     passages = [pipeline.passages(r) for r in rows]
     d = indexed_passage_vectors(pipeline, rows)
-    # 2) q_φ(z|x,y) and p_η(z|x) over Z_q, with grad: (B, k)
+    # 2) q_φ(z|x,y) and p_η(z|x) over Z_q, with grad: (B, L)
     log_post = torch.log_softmax(torch.einsum("bd,bkd->bk", encode_with_grad(posterior, post_texts), d) / tau, -1)
     log_prior = torch.log_softmax(torch.einsum("bd,bkd->bk", encode_with_grad(prior, questions), d) / tau, -1)
-    # 3) log p_θ(y|x,z) per passage, with grad: (B, k)
-    token_lp, mask = passage_answer_log_probs(generator, questions, passages, answers)  # (B, k, T)
+    # 3) log p_θ(y|x,z) per passage: (B, L), with grad for the top-k
+    token_lp, mask = candidate_answer_log_probs(generator, questions, passages, answers, k)  # (B, L, T)
     seq_lp = (token_lp * mask).sum(-1)
     # 4) posterior-weighted NLL + β·KL(q‖p)
     loss, nll, kl = vrag_loss(log_post, log_prior, seq_lp, kl_weight)
     prompts = [generator.format_prompt(x, [z]) for x, zs in zip(questions, passages) for z in zs]
-    tokens = (generator_token_count(generator, prompts, [a for a in answers for _ in range(k)])
+    tokens = (generator_token_count(generator, prompts, [a for a, zs in zip(answers, passages) for _ in zs])
               + encoder_token_count(prior, questions) + encoder_token_count(posterior, post_texts))
     return loss, {"nll": float(nll.detach()), "kl": float(kl.detach())}, tokens
 
@@ -108,7 +118,8 @@ def accumulate_gradients(ctx, prior, posterior, batch, k: int, options: VragOpti
     Returns the batch loss (detached), its mean nll and kl, and the tokens read.
     """
     def step(chunk):
-        loss, stats, tokens = vrag_step(ctx, prior, posterior, chunk, k, options.kl_weight)
+        L = candidate_count(ctx.pipeline, k, options.retriever_candidates)
+        loss, stats, tokens = vrag_step(ctx, prior, posterior, chunk, k, options.kl_weight, L)
         return loss, (stats, tokens)
 
     loss, parts = backward_in_chunks(ctx, batch, options.micro_batch, step)

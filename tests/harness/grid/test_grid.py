@@ -191,19 +191,21 @@ def test_run_with_seeds_stores_one_run_per_seed_and_prints_mean_and_std(tiny_dat
 def test_grid_over_seeds_and_budgets_runs_every_cell_per_seed_and_budget(tiny_data, capsys):
     args = ["grid", "--plugin", "ft_gen", "--dataset", "local", "--data-dir", str(tiny_data), "--embedder",
             "tiny-embedder", "--generator", "tiny-llama", "--max-new-tokens", "2", "--batch-size", "2",
-            "--eval-splits", "dev", "--seeds", "0,1", "--budgets", "1e20,1"]
+            "--eval-splits", "dev", "--seeds", "0,1", "--budgets", "1e20,1e8"]
     assert run_cli(args) == 0
     out = capsys.readouterr().out
     runs = Store(os.environ["HARNESS_DB"]).query("SELECT id, seed, grid_id, config FROM runs WHERE status = 'finished'")
     budgets = sorted({json.loads(r["config"])["max_train_flops"] for r in runs})
-    assert budgets == [1.0, 1e20] and len(runs) == 4 and sorted(r["seed"] for r in runs) == [0, 0, 1, 1]
+    assert budgets == [1e8, 1e20] and len(runs) == 4 and sorted(r["seed"] for r in runs) == [0, 0, 1, 1]
     assert len({r["grid_id"] for r in runs}) == 2  # one grid per budget
     steps = {r["id"]: Store(os.environ["HARNESS_DB"]).query(
         "SELECT count(DISTINCT step) AS n FROM train_log WHERE run_id = ? AND name = 'loss'", [r["id"]])[0]["n"]
         for r in runs}
-    for r in runs:  # 6 questions in batches of 2: the tiny budget stops after one step, the large one runs all 3
-        assert steps[r["id"]] == (1 if json.loads(r["config"])["max_train_flops"] == 1.0 else 3)
-    assert "budget 1 FLOPs" in out and "× 2 seeds × 2 FLOP budgets" in out
+    # 6 questions in batches of 2: the small budget (above the setup's retrieval, ~2e6 on the tiny models, below
+    # it plus one step) stops after one step, the large one runs all 3
+    for r in runs:
+        assert steps[r["id"]] == (1 if json.loads(r["config"])["max_train_flops"] == 1e8 else 3)
+    assert "budget 1e+08 FLOPs" in out and "× 2 seeds × 2 FLOP budgets" in out
 
 
 def test_cell_metrics_are_the_mean_over_seeds():

@@ -87,15 +87,18 @@ def test_max_train_flops_stops_early_and_decays_the_rate_to_the_budget(tiny_data
     assert lrs[-1] < lrs[0] / 2  # the schedule was re-aimed at the budget, not at 6 steps
     assert step_log(capped, "stopped_at_flop_budget")
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[budget]")]
+    spent = Store(os.environ["HARNESS_DB"]).run_metrics(capped)["cost"]["train_flops"]  # the steps + setup retrieval
+    assert spent >= sum(v for _, v in steps)
     assert said == [f"[budget] ft_gen: stopped after {len(steps)} of 6 steps, the training-FLOP budget is spent "
-                    f"({sum(v for _, v in steps):.3g} of --max-train-flops {budget:.3g})"]
+                    f"({spent:.3g} of --max-train-flops {budget:.3g})"]
 
 
 def test_a_budget_spent_by_indp_generator_loop_leaves_its_embedder_loop_none_and_says_so(tiny_data, capsys):
     """indp runs its generator loop first: a budget under that loop's cost leaves the embedder untrained,
-    which the run says in one line (README, "training FLOPs")."""
+    which the run says in one line (README, "training FLOPs"). 1e8: above the setup's retrieval (~2e6 on the
+    tiny models), below its setup plus one generator step (~1.4e8)."""
     assert run_cli(tiny_run_args(tiny_data, "indp", "--eval-splits", "dev", "--batch-size", "1",
-                                 "--max-train-flops", "1")) == 0
+                                 "--max-train-flops", "1e8")) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[budget]")]
     assert [line.split(":")[0] for line in said] == ["[budget] indp 1/2 (ft_gen)", "[budget] indp 2/2 (ft_embed)"]
     assert "stopped after 1 of 6 steps" in said[0] and "stopped after 0 of" in said[1]
@@ -117,3 +120,22 @@ def test_a_watched_model_can_be_deep_copied_and_its_copy_counts_into_the_same_co
     twin = copy.deepcopy(model)  # what a snapshot tower or a posterior retriever does
     twin(torch.zeros(2, 4))
     assert counter.total > 0
+
+
+def test_an_embedder_encode_is_charged_its_real_tokens():
+    """sentence-transformers' `encode` hands the forward a BatchEncoding (a Mapping, not a dict): the corpus
+    re-encodings and re-ranked candidates of the refresh policies go through it and must be charged."""
+    from harness import plugins
+    from harness.retrieval.index import encode_texts
+    from harness.training.flops import step_flops
+    from harness.training.loop import encoder_token_count
+    from harness.types import ModelOptions
+
+    plugins.load_plugins()
+    tower = plugins.models()["embedder"].get("tiny-embedder").load(ModelOptions(device="cpu"))
+    counter = FlopCounter()
+    counter.watch(tower)
+    texts = ["one passage about a river", "two", "a third passage, a little longer than the others"]
+    encode_texts(tower, texts)
+    tokens = encoder_token_count(tower, texts)
+    assert tokens > 0 and counter.take() == step_flops(counter._watched[id(tower)], tokens, backward=False)

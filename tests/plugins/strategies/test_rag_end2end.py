@@ -58,7 +58,8 @@ def test_micro_batches_give_the_whole_batch_gradient(tmp_path, tiny_data):
     separate_passage_tower(ctx.pipeline)
     modules = [ctx.pipeline.query_encoder, ctx.pipeline.passage_encoder, ctx.pipeline.generator.model]
     assert_micro_batches_match(
-        modules, lambda micro: rag_end2end.accumulate_gradients(ctx, ctx.train[:3], 3, rag_token_loss, micro))
+        modules, lambda micro: rag_end2end.accumulate_gradients(ctx, ctx.train[:3], 3, rag_token_loss,
+                                                            End2EndOptions(micro_batch=micro)))
 
 
 @pytest.mark.parametrize("mode", ["background", "sync"])
@@ -66,7 +67,7 @@ def test_refresh_changes_the_index_and_swaps_only_between_steps(tmp_path, tiny_d
     ctx = tiny_fit_context(tmp_path, tiny_data, "rag_end2end", refresh_every=1, refresh=mode, micro_batch=0)
     ctx.config.batch_size = 2
     seen: list[tuple[str, int]] = []  # (where in the step, id of the index in use)
-    real_retrieve, real_likelihoods = rag_end2end.retrieve_rows, rag_end2end.passage_answer_log_probs
+    real_retrieve, real_likelihoods = rag_end2end.retrieve_rows, rag_end2end.candidate_answer_log_probs
 
     def retrieve_at_step_start(pipeline, *args, **kwargs):
         seen.append(("start", id(pipeline.index)))
@@ -78,7 +79,7 @@ def test_refresh_changes_the_index_and_swaps_only_between_steps(tmp_path, tiny_d
         return real_likelihoods(*args, **kwargs)
 
     monkeypatch.setattr(rag_end2end, "retrieve_rows", retrieve_at_step_start)
-    monkeypatch.setattr(rag_end2end, "passage_answer_log_probs", likelihoods_mid_step)
+    monkeypatch.setattr(rag_end2end, "candidate_answer_log_probs", likelihoods_mid_step)
     original = ctx.pipeline.index
     RagEnd2End().fit(ctx)
     steps = [(seen[i][1], seen[i + 1][1]) for i in range(0, len(seen), 2)]
