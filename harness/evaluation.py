@@ -201,12 +201,14 @@ def decompose(run: dict[str, float], baseline: dict[str, float]) -> dict[str, fl
     """Where a run's EM gain over a baseline on the same evaluation set comes from, in EM points.
 
     With h the share of questions whose gold passage is in the top-k, a and m the EM on those and on the rest,
-    EM = h·a + (1−h)·m, and exactly
+    EM = h·a + (1−h)·m. With x̄ the mean of the two runs' x and Δx the run's minus the baseline's, exactly
+    (the symmetric split: neither run's reader or retriever is privileged)
 
-        EM_run − EM_base = (h_run − h_base)·(a_base − m_base)            retrieval: more gold passages found
-                         + h_run·(a_run − a_base) + (1−h_run)·(m_run − m_base)   reading: better use of them
+        EM_run − EM_base = Δh·(ā − m̄)              retrieval: more gold passages found, read as both read
+                         + h̄·Δa + (1−h̄)·Δm          reading: better answers from what is retrieved
 
     `run` and `baseline` are one split's metrics (`summarize`); None without context labels on either side.
+    A group with no questions (every gold retrieved, say) reads EM 0 there; its weight is then 0 on that side.
     """
     try:
         h_run, h_base = (x["n_gold_retrieved"] / x["n"] for x in (run, baseline))
@@ -214,7 +216,7 @@ def decompose(run: dict[str, float], baseline: dict[str, float]) -> dict[str, fl
                                         for which in ("retrieved", "missed"))
     except (KeyError, ZeroDivisionError, TypeError):
         return None
-    retrieval = (h_run - h_base) * (a_base - m_base)
+    retrieval = (h_run - h_base) * ((a_run + a_base) / 2 - (m_run + m_base) / 2)
     return {"retrieval": retrieval, "reading": run["em"] - baseline["em"] - retrieval,
             "total": run["em"] - baseline["em"]}
 

@@ -34,9 +34,12 @@ def test_a_gain_splits_exactly_into_retrieval_and_reading():
     base = summarize([prediction(1, 1, i=0), prediction(0, 1, i=1), prediction(0, 0, i=2), prediction(0, 0, i=3)], 5)
     run = summarize([prediction(1, 1, i=0), prediction(1, 1, i=1), prediction(1, 1, i=2), prediction(0, 0, i=3)], 5)
     parts = decompose(run, base)
-    # h: 1/2 -> 3/4; EM|hit: 50 -> 100; EM|miss: 0 -> 0. retrieval = (3/4 - 1/2)·(50 - 0) = 12.5
-    assert parts["retrieval"] == pytest.approx(12.5)
-    assert parts["reading"] == pytest.approx(75 - 25 - 12.5)
+    # h: 1/2 -> 3/4; EM|hit: 50 -> 100; EM|miss: 0 -> 0. retrieval = (3/4 - 1/2)·((100 + 50)/2 - 0) = 18.75,
+    # reading = h̄·Δa + (1 - h̄)·Δm = 5/8·50 + 3/8·0 = 31.25
+    assert parts["retrieval"] == pytest.approx(18.75)
+    assert parts["reading"] == pytest.approx(31.25)
+    swapped = decompose(base, run)  # symmetric: the other way round is the same split, negated
+    assert swapped["retrieval"] == pytest.approx(-18.75) and swapped["reading"] == pytest.approx(-31.25)
     assert parts["retrieval"] + parts["reading"] == pytest.approx(run["em"] - base["em"])
     assert decompose(summarize([prediction(1, None)], 5), base) is None
 
