@@ -67,6 +67,7 @@ def test_the_studies_page_shows_verdicts_run_links_and_claims(study_dashboard, b
     assert {"holds", "fails", "within noise"} & set(claims)
     snap(browser, screenshots, "studies")
     browser.get(f"{study_dashboard}/studies?study=lawton2025&scale=full")  # nothing run at that scale
-    wait_for(browser, lambda d: settled(d) and "Study id" in d.page_source, "the lawton study")
+    wait_for(browser, lambda d: settled(d) and "Study id" in d.page_source and len(table_cells(d, 0)) > 0,
+             "the lawton study's table")  # the grid renders its accessible cells after the script settles
     no_exception(browser)
     assert "not run" in table_cells(browser, 0)
