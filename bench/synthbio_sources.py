@@ -64,8 +64,9 @@ def main() -> None:
     groups: dict[str, list[dict]] = {}
     for run in store.finished_runs():
         config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
-        if config["dataset"].startswith("synthbio") and "test" in store.run_metrics(run["id"]):
-            groups.setdefault(configuration(config), []).append(store.run_metrics(run["id"]))
+        metrics = store.run_metrics(run["id"])
+        if config["dataset"].startswith("synthbio") and "test" in metrics:
+            groups.setdefault(configuration(config), []).append(metrics)
     base = next((v[0]["test"] for k, v in groups.items() if k.startswith("`no_ft`")), None)
     header = ["configuration", "seeds", *(name for name, _, _ in ROWS), "gain over no_ft: retrieval + reading"]
     print("| " + " | ".join(header) + " |")

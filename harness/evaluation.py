@@ -92,25 +92,26 @@ def predict(pipeline: RagPipeline, examples: list[RagExample], split: str, max_n
         from harness.runtime.distributed import gather_in_order
 
         batch_size = min(gather_in_order(accelerator, [batch_size]))
-    answers = generate_all(pipeline, prompts, max_new_tokens, batch_size, f"evaluating {split}")
+    answers = generate_all(pipeline.generator, prompts, max_new_tokens, batch_size, f"evaluating {split}")
     scored = [_score(ex, answer, pipeline.passages(r), pipeline.k, split)
               for ex, answer, r in zip(examples, answers, rows)]
     for mode in modes:
         contexts = [mode_passages(pipeline, ex, mode) for ex in examples]
         # a question without gold passages gets the prompt with none (as on every process: generate in step)
         mode_prompts = [pipeline.generator.format_prompt(ex.question, ctx or []) for ex, ctx in zip(examples, contexts)]
-        mode_answers = generate_all(pipeline, mode_prompts, max_new_tokens, batch_size, f"evaluating {split} ({mode})")
+        mode_answers = generate_all(pipeline.generator, mode_prompts, max_new_tokens, batch_size, f"evaluating {split} ({mode})")
         for p, ex, ctx, answer in zip(scored, examples, contexts, mode_answers):
             p[mode] = None if ctx is None else {"prediction": answer, "em": exact_match(answer, ex.answers),
                                                 "f1": f1_score(answer, ex.answers)}
     return scored
 
 
-def generate_all(pipeline: RagPipeline, prompts: list[str], max_new_tokens: int, batch_size: int, desc: str) -> list[str]:
+def generate_all(generator, prompts: list[str], max_new_tokens: int, batch_size: int, desc: str) -> list[str]:
+    """Greedy answers to `prompts`, `batch_size` at a time, with a progress bar named `desc`."""
     answers: list[str] = []
     with progress(desc=desc, total=len(prompts), unit="questions") as bar:
         for start in range(0, len(prompts), batch_size):
-            answers += pipeline.generator.generate(prompts[start : start + batch_size], max_new_tokens, batch_size)
+            answers += generator.generate(prompts[start : start + batch_size], max_new_tokens, batch_size)
             bar.update(len(prompts[start : start + batch_size]))
     return answers
 
@@ -248,12 +249,7 @@ def snapshot_generator(generator, probe: RetentionProbe, max_new_tokens: int, ba
     """Score the probe with the generator as it is now (every process the same, so a sharded one runs in step)."""
     nll, tokens = zip(*(passage_nll(generator, text, max_tokens) for text in probe.passages)) if probe.passages else ((), ())
     prompts = [generator.format_prompt(ex.question, []) for ex in probe.questions]
-    answers = []
-    size = batch_size or 8
-    with progress(desc="retention probe", total=len(prompts), unit="questions") as bar:
-        for start in range(0, len(prompts), size):
-            answers += generator.generate(prompts[start : start + size], max_new_tokens, size)
-            bar.update(len(prompts[start : start + size]))
+    answers = generate_all(generator, prompts, max_new_tokens, batch_size or 8, "retention probe")
     em = [exact_match(a, ex.answers) for a, ex in zip(answers, probe.questions)]
     return GeneratorSnapshot(list(nll), list(tokens), em)
 

@@ -280,7 +280,7 @@ def base_weights(spec: Any, loaded_from: str | None) -> dict[str, str]:
     return {"folder": loaded_from, "files": ", ".join(f.name for f in files), "sha256": digest}
 
 
-def towers(folder: Any, paths: dict[str, Path], embedder_path: str) -> dict[str, str]:
+def towers(paths: dict[str, Path], embedder_path: str) -> dict[str, str]:
     """The query and passage encoders the run retrieved with at evaluation: a tuned tower where the run saved
     one (the passage side only where the corpus was re-encoded with it), else the base embedder."""
     query = passage = embedder_path
@@ -315,7 +315,7 @@ def write_model_cards(folder: Any, metrics: list, cfg: Any, resolved: Any, embed
                       strategy.citation, generator_ref or model_ref(resolved.generator_spec, cfg.generator),
                       model_ref(resolved.embedder_spec, cfg.embedder), code_version(), tuple(strategy.learning_rates),
                       base_weights=base_weights(resolved.generator_spec, loaded_from), generator_path=loaded_from or "",
-                      towers=towers(folder, paths, embedder_path or model_ref(resolved.embedder_spec, cfg.embedder)),
+                      towers=towers(paths, embedder_path or model_ref(resolved.embedder_spec, cfg.embedder)),
                       example=example or {})
     cards = {kind: write_card(path, kind, facts) for kind, path in paths.items()}
     folder.rehash_artifacts()
