@@ -62,7 +62,8 @@ def ranking(runs: Sequence[dict], scores: ExampleScores, earlier_options: dict[s
     first); NaN last."""
     if sort not in SORT_KEYS:
         raise ValueError(f"cannot sort by {sort!r}; allowed: {', '.join(SORT_KEYS)}")
-    cells = best_cells(runs, select="dev/em", earlier_options=earlier_options, split=split)
+    cells = sorted(best_cells(runs, select="dev/em", earlier_options=earlier_options, split=split),
+                   key=identity_order)  # equal scores rank (and the best of equals is chosen) by identity
     per_example = [cell_examples(scores, cell) for cell in cells]
     rows = [cell_row(cell, examples, runs, earlier_options or {}, split) for cell, examples in zip(cells, per_example)]
     mark_ties(rows, per_example)
@@ -70,6 +71,12 @@ def ranking(runs: Sequence[dict], scores: ExampleScores, earlier_options: dict[s
     higher_first = sort == "seeds" or metric_info(sort).higher_is_better
     order = sorted(range(len(rows)), key=lambda i: _sort_key(rows[i][sort], higher_first))
     return sorted((rows[i] for i in order), key=group_key)
+
+
+def identity_order(cell: list[dict]) -> tuple:
+    """A cell's place among equals: by strategy, dataset, models and run id, whatever order the runs came in."""
+    newest = cell[-1]
+    return (*(str(newest[k]) for k in IDENTITY), str(newest["id"]))
 
 
 def _sort_key(value, higher_first: bool) -> tuple:

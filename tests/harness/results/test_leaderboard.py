@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from harness.results.leaderboard import best_cells, earlier_stage_options, grid_cell, latest_per_seed, pareto_front
+from harness.results.leaderboard import (best_cells, earlier_stage_options, grid_cell, latest_per_seed, pareto_front,
+                                        ranking)
 
 
 def run(run_id, seed=0, gen_lr=1e-5, strategy="ft_gen", dev_em=None, dev_f1=None, options=None):
@@ -53,6 +54,16 @@ def test_earlier_stage_cells_never_stand_for_the_strategy():
             run("full", 0, 3e-5, strategy="two_phase", dev_em=40)]
     assert [r["id"] for r in best_cells(runs, earlier_options=earlier)[0]] == ["full"]
     assert [r["id"] for r in best_cells(runs)[0]] == ["stage1"]
+
+
+def test_equal_scores_rank_the_same_whatever_order_the_runs_come_in():
+    runs = [{**run(f"{name}0", strategy=name, dev_em=30), "test/em": 50.0, "test/f1": 60.0, "eval_set/test": "es"}
+            for name in ("rag_token", "jsa_rag", "ft_gen")]
+    scores = {r["id"]: {"q1": (100.0, 100.0), "q2": (0.0, 20.0)} for r in runs}
+    forward, backward = ranking(runs, scores), ranking(runs[::-1], scores)
+    assert [r["id"] for r in forward] == [r["id"] for r in backward] == ["ft_gen0", "jsa_rag0", "rag_token0"]
+    assert [r["vs_best"] for r in forward] == [r["vs_best"] for r in backward]
+    assert forward[0]["vs_best"] == "★ best" and forward[1]["vs_best"].startswith("≈ tied")
 
 
 def test_paired_bootstrap():
