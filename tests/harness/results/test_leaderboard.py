@@ -4,8 +4,14 @@ import json
 
 import numpy as np
 
-from harness.results.leaderboard import (best_cells, earlier_stage_options, grid_cell, latest_per_seed, pareto_front,
-                                        ranking)
+from harness.results.leaderboard import (
+    best_cells,
+    earlier_stage_options,
+    grid_cell,
+    latest_per_seed,
+    pareto_front,
+    ranking,
+)
 
 
 def run(run_id, seed=0, gen_lr=1e-5, strategy="ft_gen", dev_em=None, dev_f1=None, options=None):
