@@ -40,6 +40,9 @@ from harness.store.db import Store
               help="TOML or YAML file: RunConfig keys plus lr_grid, lrs_from, embed_lr/gen_lr lists; flags given override it")
 @click.option("--seeds", default=None, metavar="S[,S...]",
               help="run every cell once per seed; cells are selected on their mean dev score")
+@click.option("--search-seeds", default=None, metavar="S[,S...]",
+              help="with --seeds: search on these seeds only, then run the selected cell on the other seeds "
+                   "(select on seed 0, report over three: --seeds 0,1,2 --search-seeds 0)")
 @click.option("--budgets", default=None, metavar="FLOPS[,FLOPS...]",
               help="run the grid once per training-FLOP budget (--max-train-flops each), for the dashboard's "
                    "quality-at-equal-compute view")
@@ -51,7 +54,8 @@ from harness.store.db import Store
               help="a worker that dies is retried this often, then its cell is stored failed (ray, slurm)")
 @click.pass_context
 def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: str | None, lrs_from: str | None,
-         force: bool, config_file: str | None, seeds: str | None, budgets: str | None, executor: str,
+         force: bool, config_file: str | None, seeds: str | None, search_seeds: str | None, budgets: str | None,
+         executor: str,
          cell_cpus: float, cell_gpus: float, max_retries: int, **kwargs) -> None:
     """Search learning rates: every cell is a stored run with a shared grid id; selection on dev EM (ties: F1).
 
@@ -63,6 +67,7 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
       harness grid --plugin rag_token --embed-lr 1e-6,1e-5 --gen-lr 1e-4,1e-3
       harness grid --config examples/configs/grid_ft_gen.yaml
       harness grid --plugin ft_gen --dataset synthbio --seeds 0,1,2 --budgets 1e13,3e13,1e14
+      harness grid --plugin ft_gen --lr-grid paper --seeds 0,1,2 --search-seeds 0   # the winner on 3 seeds
       harness grid --plugin ft_gen --lr-grid paper --executor ray --cell-gpus 1     # cells in parallel on Ray
       harness grid --plugin ft_gen --lr-grid paper --executor slurm --slurm-partition gpu --cell-gpus 1
     Re-running the same command runs only the cells not finished yet (found by run key).
@@ -82,20 +87,39 @@ def grid(ctx: click.Context, lr_grid: str | None, embed_lr: str | None, gen_lr: 
     seed_list, budget_list = parse_seeds(seeds), parse_budgets(budgets)
     if seed_list and "seed" in flags_given(ctx):
         raise UserError("give --seed or --seeds, not both")
+    search_list = parse_search_seeds(search_seeds, seed_list)
     plan = plan_grid(strategy_cls, lr_grid, explicit, fixed, lrs_from, search_optional=bool(seed_list or budget_list))
     runner = None if executor == "local" else get_executor(executor)
     options = executor_options(ctx, store, cell_cpus, cell_gpus, max_retries)
     quiet_libraries()
     console.print(f"grid of {plan.n_cells()} cells for {plan.strategy}"
                   + (f" (rates from {lrs_from}: {fixed})" if lrs_from else "")
-                  + (f" × {len(seed_list)} seeds" if seed_list else "")
+                  + (f" × {len(seed_list)} seeds" if seed_list and not search_list else "")
+                  + (f" on seed(s) {search_list}, the selected cell on {seed_list}" if search_list else "")
                   + (f" × {len(budget_list)} FLOP budgets" if budget_list else ""))
     for budget in budget_list or [base.max_train_flops]:
         result = run_grid(dataclasses.replace(base, max_train_flops=budget), store, plan, force=force, seeds=seed_list,
+                          search_seeds=search_list,
                           executor=runner, executor_options=options,
                           on_cell=lambda c: console.print(f"  cell {c.lrs} -> {c.status} "
                                                           f"{', '.join(c.run_ids) or c.error or ''}"))
         print_grid_result(store, result, plan, budget)
+
+
+def parse_search_seeds(text: str | None, seeds: list[int] | None) -> list[int] | None:
+    """--search-seeds: some of --seeds (one line, exit 2 otherwise)."""
+    from harness.grid.plan import parse_seeds
+
+    search = parse_seeds(text)
+    if search is None:
+        return None
+    if not seeds:
+        raise UserError("--search-seeds needs --seeds (the seeds the selected cell runs on), e.g. --seeds 0,1,2 "
+                        "--search-seeds 0")
+    stray = [s for s in search if s not in seeds]
+    if stray:
+        raise UserError(f"--search-seeds {','.join(map(str, stray))}: not among --seeds {','.join(map(str, seeds))}")
+    return search
 
 
 def searched_rates(ctx: click.Context, file_grid: dict, lr_grid: str | None, lrs_from: str | None,

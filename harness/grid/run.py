@@ -23,18 +23,25 @@ from harness.strategy import lr_stages
 
 def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False, on_cell=None,
              seeds: list[int] | None = None, executor=None, executor_options=None,
-             grid_id: str | None = None) -> GridResult:
+             grid_id: str | None = None, search_seeds: list[int] | None = None) -> GridResult:
     """Run every stage of `plan`; later stages fix the earlier stages' winners. `on_cell(cell)` after each.
-    With `seeds`, every cell runs once per seed and is selected on its mean dev score. With an `executor`
-    (grid/executors.py) a stage's cells run there in parallel; the stage ends before the next starts. `grid_id`
-    replaces the derived id (a study names its cells' grids: harness/study/run.py)."""
+    With `seeds`, every cell runs once per seed and is selected on its mean dev score; with `search_seeds`
+    too (some of `seeds`), the stages search on those alone and the selected cell then runs on the other
+    seeds (select on one seed, report over three). With an `executor` (grid/executors.py) a stage's cells
+    run there in parallel; the stage ends before the next starts. `grid_id` replaces the derived id (a study
+    names its cells' grids: harness/study/run.py)."""
     if "dev" not in base.eval_splits:
         raise UserError("a grid selects on the dev split: keep 'dev' in --eval-splits")
     seeds = seeds or [base.seed]
+    search = [s for s in seeds if s in (search_seeds or seeds)] or seeds
     base = dataclasses.replace(base, seed=seeds[0])
     grid_id = grid_id or grid_id_for(base, plan, seeds)
     with grid_lock(store, grid_id):  # a second driver of this grid on this store refuses, naming this one
-        return _run_stages(base, store, plan, grid_id, seeds, force, on_cell, executor, executor_options)
+        result = _run_stages(base, store, plan, grid_id, search, force, on_cell, executor, executor_options)
+        if result.selected is not None and len(search) < len(seeds):
+            _run_selected_on_more_seeds(result, base, store, [s for s in seeds if s not in search], force,
+                                        executor, executor_options)
+        return result
 
 
 def _run_stages(base: RunConfig, store: Store, plan: GridPlan, grid_id: str, seeds: list[int], force: bool,
@@ -45,20 +52,38 @@ def _run_stages(base: RunConfig, store: Store, plan: GridPlan, grid_id: str, see
     for s, stage in enumerate(plan.stages, start=1):
         stage_cells = [Cell(s, {**chosen, **dict(zip(stage.searched, combo))})
                        for combo in itertools.product(*(plan.values[n] for n in stage.searched))]
-        if executor is None:
-            for cell in stage_cells:
-                run_cell_in_process(cell, cell_config(base, cell.lrs, stage.options), store, grid_id, seeds, force)
-                if on_cell:
-                    on_cell(cell)
-        else:
-            configs = [cell_config(base, cell.lrs, stage.options) for cell in stage_cells]
-            run_stage_on(executor, executor_options, stage_cells, configs, store, grid_id, seeds, force, on_cell)
+        run_cells(stage_cells, [cell_config(base, cell.lrs, stage.options) for cell in stage_cells], store, grid_id,
+                  seeds, force, on_cell, executor, executor_options)
         cells += stage_cells
         best = select_best(stage_cells)
         if best is None:
             raise UserError(f"grid {grid_id}: every cell of stage {s} failed; `harness show RUN_ID` has the errors")
         chosen.update({n: best.lrs[n] for n in stage.searched})
     return GridResult(grid_id, plan, cells, select_best(stage_cells))
+
+
+def run_cells(cells: list[Cell], configs: list[RunConfig], store: Store, grid_id: str, seeds: list[int], force: bool,
+              on_cell, executor, executor_options) -> None:
+    """Each cell's config once per seed: in this process, or on `executor` in parallel."""
+    if executor is not None:
+        return run_stage_on(executor, executor_options, cells, configs, store, grid_id, seeds, force, on_cell)
+    for cell, cfg in zip(cells, configs):
+        run_cell_in_process(cell, cfg, store, grid_id, seeds, force)
+        if on_cell:
+            on_cell(cell)
+
+
+def _run_selected_on_more_seeds(result: GridResult, base: RunConfig, store: Store, seeds: list[int], force: bool,
+                                executor, executor_options) -> None:
+    """The selected cell (chosen on the search seeds) on `seeds` too; its runs and mean metrics then cover all."""
+    best = result.selected
+    more = Cell(best.stage, dict(best.lrs))
+    run_cells([more], [cell_config(base, best.lrs, result.plan.stages[-1].options)], store, result.grid_id, seeds,
+              force, None, executor, executor_options)
+    if more.status == "failed":
+        raise UserError(f"grid {result.grid_id}: the selected cell failed on seed(s) {seeds}: {more.error}")
+    best.run_ids = [*best.run_ids, *more.run_ids]
+    best.metrics = mean_metrics([store.run_metrics(rid) for rid in best.run_ids])
 
 
 def run_cell_in_process(cell: Cell, cfg: RunConfig, store: Store, grid_id: str, seeds: list[int], force: bool) -> None:

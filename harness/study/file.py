@@ -4,6 +4,7 @@
     title = "..."
     citation = "..."
     seeds = [0, 1, 2]
+    search_seeds = [0]                        # optional: grids search on these, the winner runs on every seed
     budgets = []                              # training-FLOP budgets (max_train_flops), optional
     [protocol]                                # RunConfig keys every run takes, plus the two splits
     select_split = "dev"
@@ -25,7 +26,7 @@
     strategy = "ft_gen"                       # value, source
     [[claims]]                                # text, kind (best|beats|matches|cheaper), strategies, metric
     [scales.smoke]                            # note, limit/max_new_tokens/... (RunConfig keys), lr_values,
-                                              # seeds, embedder + generator (one pipeline)
+                                              # seeds, search_seeds, embedder + generator (one pipeline)
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from harness.study.spec import (
     Study,
 )
 
-TOP = {"name": "str", "title": "str", "citation": "str", "seeds": "list[int]", "budgets": "list[float]",
+TOP = {"name": "str", "title": "str", "citation": "str", "seeds": "list[int]", "search_seeds": "list[int]",
+       "budgets": "list[float]",
        "protocol": "dict[str, Any]", "strategies": "list[dict]", "datasets": "list[dict]", "pipelines": "list[dict]",
        "published": "list[dict]", "claims": "list[dict]", "metric_notes": "dict[str, Any]", "scales": "dict[str, Any]",
        "setting": "str"}
@@ -76,6 +78,7 @@ def load_study_file(path: str | Path) -> Study:
         pipelines=tuple(Pipeline(**_table(t, path, "pipelines", PIPELINE_KEYS, ("name", "embedder", "generator")))
                         for t in data["pipelines"]),
         protocol=_protocol(data.get("protocol", {}), path), seeds=tuple(data.get("seeds", [0])),
+        search_seeds=_search_seeds(data.get("search_seeds", []), data.get("seeds", [0]), path),
         budgets=tuple(data.get("budgets", [])),
         published=tuple(Published(**{"pipeline": ANY_PIPELINE, "source": "", **_table(
             t, path, "published", PUBLISHED_KEYS, ("strategy", "dataset", "metric", "value"))})
@@ -133,11 +136,22 @@ def _scale(name: str, table: Any, path: Path) -> Scale:
     note = str(table.pop("note", f"{name.upper()} SCALE"))
     lr_values = table.pop("lr_values", None)
     seeds = table.pop("seeds", None)
+    search_seeds = table.pop("search_seeds", None)
     embedder, generator = table.pop("embedder", None), table.pop("generator", None)
     pipelines = (Pipeline(f"{embedder} + {generator}", embedder, generator),) if embedder and generator else None
     config = check_keys(table, Path(f"{path} [scales.{name}]"), run_config_types())
     return Scale(note, pipelines, None, tuple(check_value(lr_values, "list[float]", f"{path}: lr_values"))
-                 if lr_values else None, tuple(seeds) if seeds else None, config)
+                 if lr_values else None, tuple(seeds) if seeds else None,
+                 _search_seeds(search_seeds, seeds, path, f"[scales.{name}] ") if search_seeds is not None else None,
+                 config)
+
+
+def _search_seeds(search: list[int], seeds: list[int] | None, path: Path, where: str = "") -> tuple[int, ...]:
+    """`search_seeds` must name seeds the study runs (those of the scale where it sets its own)."""
+    stray = [s for s in search if seeds is not None and s not in seeds]
+    if stray:
+        raise UserError(f"{path}: {where}search_seeds {stray} are not among seeds {list(seeds)}")
+    return tuple(search)
 
 
 def get_study(name: str) -> Study:

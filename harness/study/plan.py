@@ -202,19 +202,26 @@ def plan_study(study: Study, store: Store | None, device: str = "a10", only: dic
                      list(study.seeds))
 
 
+def runs_of_grid(n_cells: int, study: Study) -> int:
+    """Runs one grid of `n_cells` makes in `study`: every cell on the searched seeds, the winner on the rest."""
+    return n_cells * len(study.searched_seeds) + len(study.seeds) - len(study.searched_seeds)
+
+
 def plan_cell(study: Study, study_id: str, cell: StudyCell, stored_by_grid: dict[str, int]) -> CellPlan:
     grid = cell_grid(cell)
     base = cell_base_config(study, cell)
     k, epochs, batch = base.k, base.epochs, base.batch_size or 4
-    seeds, budgets = len(study.seeds), list(study.budgets) or [None]
+    seeds, budgets = len(study.searched_seeds), list(study.budgets) or [None]
+    more_seeds = len(study.seeds) - seeds  # the selected cell's runs on the seeds the grid did not search on
     stages, flops, runs = [], 0.0, 0
-    for stage in grid.stages:
+    for i, stage in enumerate(grid.stages):
         n = math.prod(len(grid.values[name]) for name in stage.searched)
+        n_runs = n * seeds + (more_seeds if i == len(grid.stages) - 1 else 0)
         options = {**cell.strategy.options, **stage.options}
         per_run = run_flops(cell, options, k, epochs, batch, base.limit)
         for budget in budgets:
-            flops += n * seeds * (min(per_run, budget) if budget else per_run)
-        runs += n * seeds * len(budgets)
+            flops += n_runs * (min(per_run, budget) if budget else per_run)
+        runs += n_runs * len(budgets)
         searched = " × ".join(f"{name} × {len(grid.values[name])}" for name in stage.searched) or "1 cell"
         stages.append(searched + (f" ({', '.join(f'{k}={v}' for k, v in stage.options.items())})"
                                   if stage.options else ""))

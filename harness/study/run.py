@@ -14,7 +14,7 @@ from harness.errors import UserError
 from harness.grid.plan import Cell, GridResult
 from harness.grid.run import run_grid
 from harness.store.db import Store
-from harness.study.plan import cell_base_config, cell_grid
+from harness.study.plan import cell_base_config, cell_grid, runs_of_grid
 from harness.study.spec import Study, StudyCell, grid_id_of, study_cells
 
 
@@ -65,13 +65,14 @@ def run_study(study: Study, store: Store, only: dict[str, str] | None = None, ex
             continue
         grid = cell_grid(cell, fixed)
         if on_start:
-            on_start(cell, grid.n_cells() * len(study.seeds) * max(1, len(study.budgets)))
+            on_start(cell, runs_of_grid(grid.n_cells(), study) * max(1, len(study.budgets)))
         for budget in list(study.budgets) or [None]:
             base = cell_base_config(study, cell)
             if budget:
                 base = dataclasses.replace(base, max_train_flops=budget)
             try:
-                result = run_grid(base, store, grid, force=force, seeds=list(study.seeds), executor=executor,
+                result = run_grid(base, store, grid, force=force, seeds=list(study.seeds),
+                                  search_seeds=list(study.searched_seeds), executor=executor,
                                   executor_options=executor_options, grid_id=grid_id_of(outcome.study_id, cell, budget),
                                   on_cell=(lambda c, _cell=cell: on_cell(_cell, c)) if on_cell else None)
             except UserError as exc:  # every run of a stage failed: the other cells go on

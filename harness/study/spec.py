@@ -90,6 +90,7 @@ class Scale:
     datasets: tuple[DatasetAxis, ...] | None = None  # same labels, other data
     lr_values: tuple[float, ...] | None = None  # every searched rate gets these values
     seeds: tuple[int, ...] | None = None
+    search_seeds: tuple[int, ...] | None = None  # the seeds the grids search on (the winner then runs on all)
     config: dict[str, Any] = field(default_factory=dict)  # extra RunConfig keys (limit, max_new_tokens, ...)
 
 
@@ -103,6 +104,7 @@ class Study:
     pipelines: tuple[Pipeline, ...]
     protocol: Protocol = Protocol()
     seeds: tuple[int, ...] = (0,)
+    search_seeds: tuple[int, ...] = ()  # grids search on these seeds, the selected cell runs on every seed; (): all
     budgets: tuple[float, ...] = ()  # training-FLOP budgets (each cell runs once per budget); empty: none
     published: tuple[Published, ...] = ()
     metric_notes: dict[str, str] = field(default_factory=dict)  # metric -> how the paper's differs from ours
@@ -126,6 +128,7 @@ class Study:
         protocol = dataclasses.replace(self.protocol, config={**self.protocol.config, **s.config})
         return dataclasses.replace(self, strategies=strategies, pipelines=s.pipelines or self.pipelines,
                                    datasets=s.datasets or self.datasets, seeds=s.seeds or self.seeds,
+                                   search_seeds=s.search_seeds if s.search_seeds is not None else self.search_seeds,
                                    protocol=protocol, scale=scale)
 
     @property
@@ -134,9 +137,16 @@ class Study:
 
     def study_id(self) -> str:
         """`NAME@SCALE-HASH`: the same definition at the same scale gets the same id, so a re-run resumes it."""
-        payload = json.dumps(dataclasses.asdict(dataclasses.replace(self, published=(), claims=(), scales={},
-                                                                    metric_notes={})), sort_keys=True, default=str)
+        definition = dataclasses.asdict(dataclasses.replace(self, published=(), claims=(), scales={}, metric_notes={}))
+        if not self.search_seeds:
+            del definition["search_seeds"]  # studies defined before the field keep their ids (and resume)
+        payload = json.dumps(definition, sort_keys=True, default=str)
         return f"{self.name}@{self.scale}-{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
+
+    @property
+    def searched_seeds(self) -> tuple[int, ...]:
+        """The seeds the grids search on: those of `seeds` in `search_seeds`, or every seed."""
+        return tuple(s for s in self.seeds if s in self.search_seeds) or self.seeds
 
     def strategy(self, name: str) -> StrategyAxis:
         for axis in self.strategies:

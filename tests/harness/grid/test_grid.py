@@ -128,6 +128,29 @@ def test_rerunning_a_grid_resumes_under_the_same_id(oracle, tiny_data, capsys):
     assert len(runs) == 2 and len({r["grid_id"] for r in runs}) == 1
 
 
+def test_search_seeds_select_on_one_seed_then_run_the_winner_on_the_others(oracle, tiny_data, capsys):
+    args = grid_args(tiny_data, "lr_oracle", "--gen-lr", "1e-4,1e-3", "--seeds", "0,1", "--search-seeds", "0")
+    assert run_cli(args) == 0
+    out = capsys.readouterr().out
+    runs = db().query("SELECT id, seed, grid_id, config FROM runs WHERE status = 'finished' ORDER BY seed")
+    cells = sorted((json.loads(r["config"])["gen_lr"], r["seed"]) for r in runs)
+    assert cells == [(1e-4, 0), (1e-3, 0), (1e-3, 1)]  # the loser on seed 0 only, the winner on both
+    assert len({r["grid_id"] for r in runs}) == 1
+    assert "on seed(s) [0], the selected cell on [0, 1]" in out and "selected run" in out
+    assert run_cli(args) == 0 and len(db().query("SELECT id FROM runs")) == 3  # a re-run adds nothing
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (("--search-seeds", "0"), "--search-seeds needs --seeds"),
+    (("--seeds", "0,1", "--search-seeds", "2"), "--search-seeds 2: not among --seeds 0,1"),
+])
+def test_search_seeds_outside_seeds_are_refused(oracle, tiny_data, capsys, extra, needle):
+    assert run_cli(grid_args(tiny_data, "lr_oracle", "--gen-lr", "1e-4,1e-3", *extra)) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert db().query("SELECT id FROM runs") == []
+
+
 def test_two_phase_grid_then_rag_token_reuses_its_winners(tiny_data, capsys):
     args = grid_args(tiny_data, "two_phase", "--gen-lr", "1e-4,1e-3", "--embed-lr", "1e-5,1e-4")
     assert run_cli(args) == 0

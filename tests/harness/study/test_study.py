@@ -63,6 +63,7 @@ def test_the_mfu_comes_from_the_gpu_check_where_one_is_recorded(tmp_path):
 def test_a_study_file_loads_with_run_config_keys_and_bad_keys_are_one_line(tmp_path):
     study = load_study_file(EXAMPLE)
     assert [s.strategy for s in study.strategies] == ["no_ft", "ft_gen"] and study.seeds == (0, 1)
+    assert study.search_seeds == (0,) and study.searched_seeds == (0,)
     assert study.protocol.config["limit"] == 100 and study.strategy("ft_gen").grid == {"gen_lr": [1e-5, 1e-4]}
     smoke = study.at_scale("smoke")
     assert smoke.pipelines[0].generator == "tiny-llama" and smoke.seeds == (0,) and smoke.protocol.config["limit"] == 4
@@ -70,6 +71,34 @@ def test_a_study_file_loads_with_run_config_keys_and_bad_keys_are_one_line(tmp_p
     bad.write_text(EXAMPLE.read_text().replace("epochs = 1", "epoch = 1"))
     with pytest.raises(UserError, match="unknown key 'epoch'.*did you mean 'epochs'"):
         load_study_file(bad)
+
+
+def test_search_seeds_must_be_seeds_the_study_runs(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.read_text().replace("search_seeds = [0]", "search_seeds = [5]"))
+    with pytest.raises(UserError, match=r"search_seeds \[5\] are not among seeds \[0, 1\]"):
+        load_study_file(bad)
+    assert get_study("lawton2025").study_id() == get_study("lawton2025").study_id()
+
+
+def test_a_study_searching_on_one_seed_runs_its_winners_on_every_seed(tmp_path, capsys):
+    """Select on seed 0, report over seeds 0 and 1: the losing rate runs once, the winner twice, and the
+    report's cell is the winner over both seeds; the plan counts exactly the runs made."""
+    study_file = tmp_path / "seeds.toml"
+    study_file.write_text(EXAMPLE.read_text().replace('seeds = [0]\nlr_values = [1e-3]',
+                                                      'seeds = [0, 1]\nsearch_seeds = [0]\nlr_values = [1e-4, 1e-3]'))
+    study = load_study_file(study_file).at_scale("smoke")
+    assert study.seeds == (0, 1) and study.searched_seeds == (0,)
+    assert run_cli(["study", "run", str(study_file), "--scale", "smoke"]) == 0
+    runs = db().query("SELECT strategy, seed, config FROM runs WHERE status = 'finished'")
+    ft_gen = sorted((json.loads(r["config"])["gen_lr"], r["seed"]) for r in runs if r["strategy"] == "ft_gen")
+    assert len(ft_gen) == 3 and {lr for lr, seed in ft_gen if seed == 1} < {1e-4, 1e-3}  # one winner on seed 1
+    assert sorted(r["seed"] for r in runs if r["strategy"] == "no_ft") == [0, 1]
+    plan = json.loads(_plan_json(str(study_file), capsys))
+    assert plan["totals"]["runs"] == plan["totals"]["stored"] == len(runs) == 5
+    report = report_json(str(study_file), capsys)
+    row = next(r for r in report["rows"] if r["strategy"] == "ft_gen" and r["metric"] == "em")
+    assert row["seeds"] == 2 and row["runs"]
 
 
 def test_only_slices_cells_and_refuses_what_matches_nothing():
@@ -211,12 +240,13 @@ def test_a_limit_caps_the_training_questions_of_the_flops_estimate():
 
     study = get_study("lawton2025").at_scale("reduced")
     reduced = plan_study(study, None, "h100").as_dict()
-    assert reduced["totals"]["runs"] == 3 * (1 + 3 + 3 + 1 + 6 + 1 + 1)  # 3 seeds, a 3-value grid
+    # a 3-value grid searched on seed 0, each grid's winner then on seeds 1 and 2
+    assert reduced["totals"]["runs"] == (1 + 3 + 3 + 1 + 6 + 1 + 1) + 7 * 2 == 30
     cell = next(c for c in study_cells(study) if c.strategy.strategy == "ft_gen")
-    assert cell.dataset.train_questions == 1000 and study.protocol.config["limit"] == 200
-    one_run = run_flops(cell, {}, 5, 1, 4, limit=200)
-    assert run_flops(cell, {}, 5, 1, 4) == pytest.approx(5 * one_run)  # 1000 questions without the limit
+    assert cell.dataset.train_questions == 1000 and study.protocol.config["limit"] == 20
+    one_run = run_flops(cell, {}, 5, 1, 4, limit=20)
+    assert run_flops(cell, {}, 5, 1, 4) == pytest.approx(50 * one_run)  # 1000 questions without the limit
     ft_gen = next(c for c in reduced["cells"] if c["strategy"] == "ft_gen")
-    assert ft_gen["flops"] == pytest.approx(9 * one_run)  # 3 rates × 3 seeds
+    assert ft_gen["flops"] == pytest.approx(5 * one_run) and ft_gen["runs"] == 5  # 3 rates on seed 0 + 2 seeds
     full = plan_study(get_study("lawton2025"), None, "h100").totals()
     assert full["flops"] > 1e4 * reduced["totals"]["flops"]
