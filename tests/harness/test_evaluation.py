@@ -102,6 +102,22 @@ def test_closed_book_and_oracle_modes_score_the_same_questions_on_the_same_model
     assert "where the score comes from" in shown and "100.0 [100.0, 100.0]" in shown
 
 
+def test_show_splits_the_gain_over_a_baseline_only_on_the_same_questions(tiny_data, capsys):
+    assert run_cli(tiny_run_args(tiny_data, "no_ft", "--eval-splits", "test")) == 0
+    assert run_cli(tiny_run_args(tiny_data, "ft_gen", "--eval-splits", "test", "--gen-lr", "1e-2")) == 0
+    assert run_cli(tiny_run_args(tiny_data, "no_ft", "--eval-splits", "test", "--limit", "1")) == 0
+    store = Store(os.environ["HARNESS_DB"])
+    full_base, tuned, quick = (r["id"] for r in store.query("SELECT id FROM runs ORDER BY started_at"))
+    capsys.readouterr()
+    assert run_cli(["show", tuned, "--predictions", "0"]) == 0  # its no_ft baseline is found on the same questions
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"vs no_ft run {full_base} on the same test questions: EM" in shown and "= retrieval" in shown
+    assert run_cli(["show", tuned, "--predictions", "0", "--baseline", quick]) == 2
+    err = capsys.readouterr().err
+    assert f"run {quick} was not scored on the same test questions as {tuned}" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_bad_eval_mode_is_one_line(tiny_data, capsys):
     assert run_cli(tiny_run_args(tiny_data, "no_ft", "--eval-modes", "closed_book,psychic")) == 2
     err = capsys.readouterr().err
