@@ -6,7 +6,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import subprocess
+import time
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -171,7 +173,8 @@ def evaluation_set_id(config: dict, split: str, example_ids: Iterable[str], data
 def data_digest(data_dir: str | None) -> str | None:
     """The contents of a data folder (or file) as one sha256: every file's path relative to it and its bytes
     (files over 64 MiB: their size and the first, middle and last MiB, so a 13 GB passage file costs
-    milliseconds). Where the folder lives does not count: two copies of the same data are one set.
+    milliseconds; each file's digest is remembered while its size and mtime stay, so a large folder is read
+    once). Where the folder lives does not count: two copies of the same data are one set.
     None without a data folder; `missing:<path>` for a folder that is not there (any more)."""
     if not data_dir:
         return None
@@ -187,7 +190,50 @@ def data_digest(data_dir: str | None) -> str | None:
 
 
 def _file_sample(path: Path) -> bytes:
-    size = path.stat().st_size
+    """The digest of one file, remembered by path, size, inode and modification time (in the cache folder's
+    file-digests.json), so a run on a folder of many large files does not read them all again; a file changed
+    in the last few seconds is hashed and not remembered (its mtime could still move without a new one)."""
+    stat = path.stat()
+    key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_ino}\0{stat.st_mtime_ns}"
+    known = _digest_cache()
+    if key in known:
+        return bytes.fromhex(known[key])
+    digest = _hash_file(path, stat.st_size)
+    if time.time() - stat.st_mtime > RACY_SECONDS and stat.st_size > REMEMBER_BYTES:
+        known[key] = digest.hex()
+        _save_digest_cache(known)
+    return digest
+
+
+RACY_SECONDS = 3.0
+REMEMBER_BYTES = 1 << 20  # smaller files are faster to hash than to look up
+
+
+def _digest_cache_path() -> Path:
+    return cache_dir() / "file-digests.json"
+
+
+def _digest_cache() -> dict[str, str]:
+    try:
+        known = json.loads(_digest_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _save_digest_cache(known: dict[str, str]) -> None:
+    """Written whole to a temporary file and renamed over: a reader never sees half of it (last writer wins)."""
+    path = _digest_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dict(list(known.items())[-10_000:])), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder: hash again next time
+
+
+def _hash_file(path: Path, size: int) -> bytes:
     with path.open("rb") as handle:
         if size <= WHOLE_FILE_BYTES:
             return hashlib.sha256(handle.read()).digest()

@@ -114,6 +114,36 @@ def test_the_set_id_names_what_was_scored(tmp_path):
     assert data_digest(None) is None and data_digest(str(tmp_path / "gone")).startswith("missing:")
 
 
+def test_a_large_data_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    """The digest of a file over 1 MiB is remembered by path, size, inode and mtime: a run start does not read
+    a large data folder again. Proven by editing a byte behind the cache's back (same size, same mtime): the
+    remembered digest stands; a new mtime (any real edit) hashes it again; a file edited seconds ago is never
+    remembered."""
+    import os
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    big = data / "corpus.jsonl"
+    big.write_bytes(b"a" * (2 << 20))
+    os.utime(big, ns=(10**18, 10**18))  # long ago
+    first = data_digest(str(data))
+    assert (tmp_path / "cache" / "file-digests.json").is_file()
+    with big.open("r+b") as handle:
+        handle.seek(1 << 20)
+        handle.write(b"b")
+    os.utime(big, ns=(10**18, 10**18))
+    assert data_digest(str(data)) == first  # remembered, not read
+    os.utime(big, ns=(10**18 + 1, 10**18 + 1))
+    assert data_digest(str(data)) != first  # a new mtime: hashed again
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "corpus.jsonl").write_bytes(b"a" * (2 << 20))
+    before = (tmp_path / "cache" / "file-digests.json").read_text()
+    data_digest(str(fresh))
+    assert (tmp_path / "cache" / "file-digests.json").read_text() == before  # just written: not remembered
+
+
 def test_the_migration_gives_stored_runs_their_sets(tmp_path):
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
     con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
