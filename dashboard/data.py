@@ -1,31 +1,28 @@
-"""The dashboard's one data-access module: short-lived, read-only DuckDB connections.
+"""The dashboard's one data-access module: what the pages show, read through a read-only `Store`.
 
-DuckDB lets one process write and no other read beside it, so every read opens the store read-only
-(external access and extension loading off, configuration locked), runs its queries and closes at once:
-a held connection would block `harness run`. While a writer holds the lock a read waits briefly, then
-raises `StoreBusy`; pages show a "store busy, retrying" notice. The dashboard never writes.
+The SQL lives in harness/store/db.py. DuckDB lets one process write and no other read beside it, so every
+read opens the store read-only (`Store(path, read_only=True)`: external access and extension loading off,
+configuration locked, never migrated), runs its queries and closes at once: a held connection would block
+`harness run`. While a writer holds the lock a read waits briefly, then raises `StoreBusy`; pages show a
+"store busy, retrying" notice. The dashboard never writes.
 
-Identifiers in SQL (filter columns, sort keys, metric names) come only from the allowlists below; every
-value is a bound parameter. Results are cached for `TTL_SECONDS`, keyed by the store path.
+Filter columns, sort keys and metric names come only from allowlists. Results are cached for
+`TTL_SECONDS`, keyed by the store path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-import duckdb
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from harness.errors import UserError
 from harness.evaluation import decompose
 from harness.metrics import paired_bootstrap
 from harness.results.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_KEYS, TIE_ALPHA: the pages read them here
@@ -42,38 +39,21 @@ from harness.results.leaderboard import (  # noqa: F401 - QUALITY, COSTS, SORT_K
     pareto_front,
     ranking,
 )
-from harness.store.db import DEFAULT_DB, Store, connect_with_retry
-from harness.store.folder import effective_status
-from harness.store.migrations import MIGRATIONS, latest_migration
+from harness.store.db import (  # noqa: F401 - FILTER_COLUMNS, StoreBusy, StoreUnreadable, StoreState: the pages read them here
+    DEFAULT_DB,
+    FILTER_COLUMNS,
+    Store,
+    StoreBusy,
+    StoreState,
+    StoreUnreadable,
+)
 
 TTL_SECONDS = 5
 LOCK_WAIT_SECONDS = 1.5
-READ_CONFIG = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "lock_configuration": True,
-}
-
-# Allowlists: the only identifiers that ever reach SQL or a sort.
-FILTER_COLUMNS = ("dataset", "embedder", "generator", "strategy")
 SPLITS = ("test", "dev")
-
-
-class StoreBusy(Exception):
-    """Another process holds the store's write lock."""
-
-
-class StoreUnreadable(Exception):
-    """The store cannot be opened (not a DuckDB file, no permission...)."""
-
-
-@dataclass(frozen=True)
-class StoreState:
-    """What the dashboard finds at the store path: `kind` is ok, missing, foreign, outdated, too_new or empty."""
-
-    kind: str
-    detail: str = ""
+# the columns of a finished run the pages use (then its `split/name` metrics and `eval_set/<split>` ids)
+RUN_COLUMNS = ["id", "strategy", "dataset", "embedder", "generator", "seed", "grid_id", "config", "finished_at",
+               "embed_lr", "gen_lr"]
 
 
 def db_path() -> str:
@@ -87,30 +67,22 @@ def db_path() -> str:
     return os.environ.get("HARNESS_DB", DEFAULT_DB)
 
 
-# -- connections -----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def reading(path: str, wait: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection for the duration of one `with` block."""
-    try:
-        con = connect_with_retry(path, read_only=True, timeout=wait, **READ_CONFIG)
-    except UserError as exc:
-        if "lock" in str(exc.__cause__ or exc).lower():
-            raise StoreBusy(path) from exc
-        raise StoreUnreadable(str(exc)) from exc
-    try:
-        yield con
-    finally:
-        con.close()
+# -- the store ---------------------------------------------------------------------------------------
+def reader(path: str, wait: float = LOCK_WAIT_SECONDS) -> Store:
+    """The store at `path`, read-only: each call opens it for its queries and closes it."""
+    return Store(path, lock_timeout=wait, read_only=True)
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) -> pd.DataFrame:
-    return con.execute(sql, list(params)).df()
+def _table(rows: list[dict], columns: Sequence[str], numbers: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows as a table with these columns; `numbers` as floats, NULL as NaN (as DuckDB hands them to pandas)."""
+    table = pd.DataFrame.from_records(rows, columns=list(columns))
+    return table.astype({name: float for name in numbers})
 
 
 def store_is_free(path: str) -> bool:
     """True when a read-only connection can be opened right now."""
     try:
-        with reading(path, wait=0):
+        with reader(path, wait=0).transaction():
             return True
     except (StoreBusy, StoreUnreadable):
         return False
@@ -118,81 +90,27 @@ def store_is_free(path: str) -> bool:
 
 def store_state(path: str) -> StoreState:
     """Is there a store at `path`, with this code's schema and finished runs? Never cached."""
-    if not os.path.exists(path):
-        return StoreState("missing")
-    with reading(path) as con:
-        tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "_migrations" not in tables:
-            return StoreState("foreign" if tables else "missing")
-        applied = [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
-        schema = _schema_state(applied)
-        if schema.kind != "ok":
-            return schema
-        counts = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
-    if not counts.get("finished"):
-        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        return StoreState("empty", detail)
-    return StoreState("ok")
-
-
-def _schema_state(applied: list[str]) -> StoreState:
-    known = [m.__name__ for m in MIGRATIONS]
-    unknown = sorted(set(applied) - set(known))
-    if unknown:
-        return StoreState("too_new", ", ".join(unknown))
-    if latest_migration() not in applied:
-        return StoreState("outdated", applied[-1] if applied else "none")
-    return StoreState("ok")
+    return reader(path).state()
 
 
 # -- filters and runs --------------------------------------------------------------------------------
 Filters = tuple[tuple[str, tuple[str, ...]], ...]
 
 
-def where_clause(filters: Filters) -> tuple[str, list]:
-    """`r.status = 'finished' AND r.dataset IN (?, ?)...` from allowlisted columns, with bound values."""
-    clauses, params = ["r.status = 'finished'"], []
-    for column, values in filters:
-        if column not in FILTER_COLUMNS:
-            raise ValueError(f"cannot filter on {column!r}; allowed: {', '.join(FILTER_COLUMNS)}")
-        if values:
-            clauses.append(f"r.{column} IN ({', '.join('?' for _ in values)})")
-            params += list(values)
-    return " AND ".join(clauses), params
-
-
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def filter_options(path: str) -> dict[str, list[str]]:
     """Distinct values of each filter column over finished runs, those with the most runs first."""
-    with reading(path) as con:
-        return {
-            column: [row[0] for row in con.execute(
-                f"SELECT {column} FROM runs WHERE status = 'finished' GROUP BY 1 ORDER BY count(*) DESC, 1").fetchall()]
-            for column in FILTER_COLUMNS
-        }
+    return reader(path).filter_options()
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def finished_runs(path: str, filters: Filters = ()) -> pd.DataFrame:
     """Finished runs, oldest first, one row each: identity, seed, grid, learning rates, every metric as a
     `split/name` column and the evaluation set of each split as `eval_set/<split>`."""
-    where, params = where_clause(filters)
-    with reading(path) as con:
-        runs = _frame(con, f"""
-            SELECT r.id, r.strategy, r.dataset, r.embedder, r.generator, r.seed, r.grid_id, r.config,
-                   r.finished_at, TRY_CAST(r.config->>'embed_lr' AS DOUBLE) AS embed_lr,
-                   TRY_CAST(r.config->>'gen_lr' AS DOUBLE) AS gen_lr
-            FROM runs r WHERE {where} ORDER BY r.finished_at, r.id""", params)
-        metrics = _frame(con, f"""
-            SELECT m.run_id, m.split || '/' || m.name AS key, m.value
-            FROM metrics m JOIN runs r ON r.id = m.run_id WHERE {where}""", params)
-        sets = _frame(con, f"""
-            SELECT e.run_id, 'eval_set/' || e.split AS key, e.id
-            FROM evaluation_sets e JOIN runs r ON r.id = e.run_id WHERE {where}""", params)
-    wide = metrics.pivot_table(index="run_id", columns="key", values="value", aggfunc="last")
-    set_columns = sets.pivot(index="run_id", columns="key", values="id") if not sets.empty else None
-    runs = runs.join(wide, on="id")
-    return runs if set_columns is None else runs.join(set_columns, on="id")
+    runs = reader(path).finished_runs(filters)
+    metrics = sorted({key for run in runs for key in run if "/" in key and not key.startswith("eval_set/")})
+    sets = sorted({key for run in runs for key in run if key.startswith("eval_set/")})
+    return _table(runs, RUN_COLUMNS + metrics + sets, ["embed_lr", "gen_lr", *metrics])
 
 
 @st.cache_resource(show_spinner=False)
@@ -208,19 +126,6 @@ def earlier_stages() -> dict[str, list[dict]]:
         return {}
 
 
-def _example_scores(path: str, run_ids: Sequence[str], split: str = "test") -> dict:
-    """run id -> example id -> (EM, F1) in 0-100, on `split` (the shape harness.leaderboard.ranking takes)."""
-    if not run_ids:
-        return {}
-    with reading(path) as con:
-        frame = _frame(con, "SELECT run_id, example_id, 100 * em AS em, 100 * f1 AS f1 FROM predictions "
-                            "WHERE split = ? AND list_contains(?, run_id)", [split, list(run_ids)])
-    scores: dict[str, dict[str, tuple[float, float]]] = {}
-    for run_id, example_id, em, f1 in frame[["run_id", "example_id", "em", "f1"]].itertuples(index=False):
-        scores.setdefault(run_id, {})[example_id] = (em, f1)
-    return scores
-
-
 # -- the leaderboard ---------------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def leaderboard(path: str, filters: Filters = (), sort: str = "em") -> pd.DataFrame:
@@ -232,7 +137,7 @@ def leaderboard(path: str, filters: Filters = (), sort: str = "em") -> pd.DataFr
     runs = finished_runs(path, filters)
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                for r in runs.to_dict("records")]
-    rows = ranking(records, _example_scores(path, [r["id"] for r in records]), earlier_stages(), sort)
+    rows = ranking(records, reader(path).example_scores([r["id"] for r in records]), earlier_stages(), sort)
     if not rows:
         return pd.DataFrame(columns=[*IDENTITY, *SORT_KEYS, "run_id"])
     return pd.DataFrame(rows)
@@ -293,47 +198,27 @@ def _config(config) -> dict:
 # -- one run -----------------------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def run_choices(path: str) -> pd.DataFrame:
-    """Every run, newest first, for pickers (any status)."""
-    with reading(path) as con:
-        frame = _frame(con, """
-            SELECT r.id, r.strategy, r.dataset, r.embedder, r.generator, r.seed, r.status, r.started_at,
-                   r.folder, r.host, r.pid,
-                   (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.split = 'test' AND m.name = 'em') AS em
-            FROM runs r ORDER BY r.started_at DESC, r.id""")
-    frame["status"] = [_shown_status(row) for row in frame.to_dict("records")]
-    return frame.drop(columns=["folder", "host", "pid"])
-
-
-def _shown_status(row: dict) -> str:
-    """A `running` run whose process is gone reads `interrupted` (harness.runfolder.effective_status)."""
-    return effective_status(_plain(row))["status"]
-
-
-def _plain(row: dict) -> dict:
-    """A pandas row as plain Python values (NaN -> None, Timestamp -> datetime)."""
-    row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-    if hasattr(row.get("started_at"), "to_pydatetime"):
-        row["started_at"] = row["started_at"].to_pydatetime()
-    return row
+    """Every run, newest first, for pickers (any status; a lost `running` run reads `interrupted`)."""
+    return _table(reader(path).runs_with_test_em(),
+                 ["id", "strategy", "dataset", "embedder", "generator", "seed", "status", "started_at", "em"], ["em"])
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def run_detail(path: str, run_id: str) -> dict | None:
     """One run: its `runs` row (config and packages parsed), metrics, training log and artifacts."""
-    with reading(path) as con:
-        runs = _frame(con, "SELECT * FROM runs WHERE id = ?", [run_id])
-        if runs.empty:
-            return None
-        detail = runs.iloc[0].to_dict()
-        detail.update({k: v for k, v in effective_status(_plain(detail)).items() if k in ("status", "error")})
-        detail["config"] = json.loads(detail["config"])
-        detail["packages"] = json.loads(detail["packages"]) if detail.get("packages") else {}
-        detail["metrics"] = _frame(con, "SELECT split, name, value FROM metrics WHERE run_id = ? "
-                                        "ORDER BY split, name", [run_id])
-        detail["train_log"] = _frame(con, "SELECT step, name, value, elapsed FROM train_log WHERE run_id = ? "
-                                          "ORDER BY name, step", [run_id])
-        detail["artifacts"] = _frame(con, "SELECT kind, path, sha256, created_at FROM artifacts "
-                                          "WHERE run_id = ? ORDER BY created_at", [run_id])
+    store = reader(path)
+    detail = store.run(run_id)
+    if detail is None:
+        return None
+    detail["config"] = json.loads(detail["config"])
+    detail["packages"] = json.loads(detail["packages"]) if detail.get("packages") else {}
+    metrics = store.run_metrics(run_id)
+    detail["metrics"] = _table([{"split": split, "name": name, "value": metrics[split][name]}
+                               for split in sorted(metrics) for name in sorted(metrics[split])],
+                              ["split", "name", "value"], ["value"])
+    steps = _table(store.run_steps(run_id), ["step", "name", "value", "elapsed"], ["value", "elapsed"])
+    detail["train_log"] = steps.sort_values(["name", "step"], kind="stable", ignore_index=True)
+    detail["artifacts"] = _table(store.run_artifacts(run_id), ["kind", "path", "sha256", "created_at"])
     return detail
 
 
@@ -343,25 +228,18 @@ def predictions(path: str, run_id: str, split: str, search: str = "", only_wrong
     (case-insensitive, as a bound value); retrieved ids carry ✓ where they are gold passages."""
     if split not in SPLITS + ("train",):
         raise ValueError(f"unknown split {split!r}")
-    sql = ("SELECT example_id, question, prediction, golds, em, f1, hit, answer_hit, retrieved_ids, "
-           "gold_passage_ids FROM predictions WHERE run_id = ? AND split = ?")
-    params: list = [run_id, split]
-    if search:
-        sql += " AND (contains(lower(question), ?) OR contains(lower(prediction), ?) OR contains(lower(golds::VARCHAR), ?))"
-        params += [search.lower()] * 3
-    if only_wrong:
-        sql += " AND em < 1"
-    with reading(path) as con:
-        frame = _frame(con, sql + " ORDER BY example_id", params)
-    return _readable_predictions(frame)
+    scores = ["em", "f1", "hit", "answer_hit"]
+    rows = reader(path).search_predictions(run_id, split, search, only_wrong)
+    return _readable_predictions(_table(rows, ["example_id", "question", "prediction", "golds", *scores,
+                                              "retrieved_ids", "gold_passage_ids"], scores))
 
 
-def _readable_predictions(frame: pd.DataFrame) -> pd.DataFrame:
-    frame["golds"] = [" | ".join(json.loads(g)) for g in frame["golds"]]
-    frame["retrieved"] = [mark_gold(json.loads(r), json.loads(g))
-                          for r, g in zip(frame["retrieved_ids"], frame["gold_passage_ids"])]
-    frame["gold_passages"] = [", ".join(json.loads(g)) for g in frame["gold_passage_ids"]]
-    return frame.drop(columns=["retrieved_ids", "gold_passage_ids"])
+def _readable_predictions(table: pd.DataFrame) -> pd.DataFrame:
+    table["golds"] = [" | ".join(json.loads(g)) for g in table["golds"]]
+    table["retrieved"] = [mark_gold(json.loads(r), json.loads(g))
+                          for r, g in zip(table["retrieved_ids"], table["gold_passage_ids"])]
+    table["gold_passages"] = [", ".join(json.loads(g)) for g in table["gold_passage_ids"]]
+    return table.drop(columns=["retrieved_ids", "gold_passage_ids"])
 
 
 def mark_gold(retrieved: list[str], gold: list[str]) -> str:
@@ -376,16 +254,12 @@ def paired_predictions(path: str, run_a: str, run_b: str, split: str = "test") -
     """The examples both runs answered on `split` (same id and question), side by side."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}")
-    with reading(path) as con:
-        frame = _frame(con, """
-            SELECT a.example_id, a.question, a.golds, a.prediction AS prediction_a, b.prediction AS prediction_b,
-                   a.em AS em_a, b.em AS em_b, a.f1 AS f1_a, b.f1 AS f1_b
-            FROM predictions a JOIN predictions b
-              ON a.example_id = b.example_id AND a.split = b.split AND a.question = b.question
-            WHERE a.run_id = ? AND b.run_id = ? AND a.split = ? ORDER BY a.example_id""", [run_a, run_b, split])
-    frame["golds"] = [" | ".join(json.loads(g)) for g in frame["golds"]]
-    frame["outcome"] = [_outcome(a, b) for a, b in zip(frame["em_a"], frame["em_b"])]
-    return frame
+    scores = ["em_a", "em_b", "f1_a", "f1_b"]
+    pairs = _table(reader(path).paired_predictions(run_a, run_b, split),
+                  ["example_id", "question", "golds", "prediction_a", "prediction_b", *scores], scores)
+    pairs["golds"] = [" | ".join(json.loads(g)) for g in pairs["golds"]]
+    pairs["outcome"] = [_outcome(a, b) for a, b in zip(pairs["em_a"], pairs["em_b"])]
+    return pairs
 
 
 def _outcome(em_a: float, em_b: float) -> str:
@@ -410,11 +284,7 @@ def paired_summary(frame: pd.DataFrame) -> dict:
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def grids(path: str) -> pd.DataFrame:
     """Learning-rate grids: id, dataset(s), strategies, cells and runs."""
-    with reading(path) as con:
-        return _frame(con, """
-            SELECT grid_id, string_agg(DISTINCT dataset, ', ') AS datasets,
-                   string_agg(DISTINCT strategy, ', ') AS strategies, count(*) AS runs
-            FROM runs WHERE grid_id IS NOT NULL AND status = 'finished' GROUP BY grid_id ORDER BY grid_id""")
+    return _table(reader(path).grid_summaries(), ["grid_id", "datasets", "strategies", "runs"])
 
 
 def lr_cells(path: str, dataset: str, metric: str, grid_ids: Sequence[str] = ()) -> pd.DataFrame:
@@ -446,33 +316,20 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 # -- where a score comes from ------------------------------------------------------------------------
 def split_metrics(path: str, run_id: str) -> dict[str, dict[str, float]]:
     """split -> name -> value of one run."""
-    with reading(path) as con:
-        frame = _frame(con, "SELECT split, name, value FROM metrics WHERE run_id = ?", [run_id])
-    out: dict[str, dict[str, float]] = {}
-    for split, name, value in frame[["split", "name", "value"]].itertuples(index=False):
-        out.setdefault(split, {})[name] = value
-    return out
+    return reader(path).run_metrics(run_id)
 
 
 def same_questions(path: str, run_a: str, run_b: str, split: str) -> bool:
     """Were both runs scored on one evaluation set of `split` (harness.config.evaluation_set_id)?"""
-    with reading(path) as con:
-        ids = con.execute("SELECT run_id, id FROM evaluation_sets WHERE split = ? AND list_contains(?, run_id)",
-                          [split, [run_a, run_b]]).fetchall()
-    sets = dict(ids)
-    return run_a in sets and sets.get(run_a) == sets.get(run_b)
+    sets = reader(path).evaluation_sets([run_a, run_b])
+    mine = sets.get(run_a, {}).get(split)
+    return mine is not None and mine == sets.get(run_b, {}).get(split)
 
 
 def baseline_run(path: str, run_id: str, strategy: str = BASELINE, split: str = "test") -> str | None:
     """The newest finished `strategy` run on the same `split` questions with the same models, if any."""
-    with reading(path) as con:
-        row = con.execute(
-            """SELECT r.id FROM runs r JOIN evaluation_sets e ON e.run_id = r.id AND e.split = ?
-               JOIN runs me ON me.id = ? JOIN evaluation_sets m ON m.run_id = me.id AND m.split = ?
-               WHERE r.status = 'finished' AND r.strategy = ? AND r.embedder = me.embedder
-               AND r.generator = me.generator AND e.id = m.id AND r.id <> me.id
-               ORDER BY r.finished_at DESC LIMIT 1""", [split, run_id, split, strategy]).fetchone()
-    return row[0] if row else None
+    row = reader(path).baseline_run(run_id, strategy, split)
+    return row["id"] if row else None
 
 
 def gain(path: str, run_id: str, baseline_id: str, split: str = "test") -> dict | None:
@@ -484,28 +341,13 @@ def gain(path: str, run_id: str, baseline_id: str, split: str = "test") -> dict 
 
 
 # -- studies (harness study) ----------------------------------------------------------------------
-class ReadOnlyStore:
-    """The Store methods a study report reads, over read-only connections (the dashboard never writes)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def query(self, sql: str, params: Sequence = ()) -> list[dict]:
-        with reading(self.path) as con:
-            return _frame(con, sql, params).to_dict("records")
-
-    runs_of_study = Store.runs_of_study
-    run_metrics = Store.run_metrics
-    question_scores = Store.question_scores
-
-
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def study_report(path: str, name: str, scale: str) -> dict:
     """`harness study report NAME --scale SCALE --format json`, from this store."""
     from harness.study import get_study
     from harness.study import study_report as report
 
-    return report(get_study(name).at_scale(scale), ReadOnlyStore(path))
+    return report(get_study(name).at_scale(scale), reader(path))
 
 
 def studies() -> dict[str, list[str]]:

@@ -120,7 +120,7 @@ def print_gain(store, run: dict, metrics: dict, baseline: str | None) -> None:
     """The test EM gain over a baseline run on the same test questions, as retrieval + reading."""
     from harness.evaluation import decompose
 
-    base = store.find_run(baseline) if baseline else store.baseline_run(run, "no_ft")
+    base = store.find_run(baseline) if baseline else store.baseline_run(run["id"], "no_ft")
     if base is None or base["id"] == run["id"]:
         return
     sets = store.evaluation_sets([run["id"], base["id"]])

@@ -2,7 +2,8 @@
 
     folder.py      the run folder: config, meta, heartbeat, step log, artifacts (sha256), status.json last
     layout.py      where run folders live (beside the store, or HARNESS_RUNS) and a new run's folder
-    db.py          the Store: ingests finished folders, answers queries; its SQL lives here
+    db.py          the Store: ingests finished folders, answers queries (the dashboard's too, through a
+                   read-only Store); its SQL lives here
     migrations.py  every schema change, and all the DDL (m001_..., recorded when applied)
 
 A run is stored in this order: `layout.create_run_folder` -> the worker writes `folder.RunFolder` ->

@@ -3,6 +3,11 @@
 DuckDB allows one writing process and no reader beside it, so the store never keeps the database open:
 each call opens it, writes in one transaction and closes it, retrying with backoff while another
 process holds the lock. The schema lives in `harness.migrations` and nowhere else.
+
+`Store(path, read_only=True)` is how the dashboard reads: each call opens the file read-only (external
+access and extension loading off, configuration locked), never migrates or writes, and raises `StoreBusy`
+when a writer keeps the lock past `lock_timeout`, `StoreUnreadable` when the file cannot be opened.
+Identifiers in SQL (filter columns) come only from allowlists; every value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -24,10 +29,34 @@ from harness import env
 from harness.config import SPLITS
 from harness.errors import UserError
 from harness.store.folder import FinishedRun, effective_status
-from harness.store.migrations import evaluation_set_rows, migrate
+from harness.store.migrations import MIGRATIONS, evaluation_set_rows, latest_migration, migrate
 from harness.store.schema import MAX_LINE_BYTES
 
 DEFAULT_DB = "harness.duckdb"
+READ_ONLY_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+FILTER_COLUMNS = ("dataset", "embedder", "generator", "strategy")  # the only columns runs are filtered on
+Filters = Sequence[tuple[str, Sequence[str]]]  # column -> the values it may take (none: any)
+
+
+class StoreBusy(Exception):
+    """Another process holds the store's write lock."""
+
+
+class StoreUnreadable(Exception):
+    """The store cannot be opened (not a DuckDB file, no permission...)."""
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What a reader finds at the store path: `kind` is ok, missing, foreign, outdated, too_new or empty."""
+
+    kind: str
+    detail: str = ""
 
 
 def default_db_path() -> str:
@@ -57,6 +86,16 @@ def connect_with_retry(path: str, read_only: bool = False, timeout: float = 30.0
             delay = min(delay * 2, 1.0)
         except duckdb.Error as exc:
             raise UserError(f"cannot open database {path}: {exc}") from exc
+
+
+def connect_read_only(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
+    """A read-only connection (READ_ONLY_CONFIG), waiting up to `timeout` seconds for a writer to let go."""
+    try:
+        return connect_with_retry(path, read_only=True, timeout=timeout, **READ_ONLY_CONFIG)
+    except UserError as exc:
+        if "lock" in str(exc.__cause__ or exc).lower():
+            raise StoreBusy(path) from exc
+        raise StoreUnreadable(str(exc)) from exc
 
 
 def check_db_path(path: str) -> None:
@@ -89,13 +128,20 @@ def _damage_is_user_error(path: str) -> Iterator[None]:
 class Store:
     path: str
     lock_timeout: float = 30.0
+    read_only: bool = False  # read, never migrate or write; the file's errors are StoreBusy / StoreUnreadable
 
     def __post_init__(self) -> None:
-        check_db_path(self.path)
+        if not self.read_only:  # a reader reports a path it cannot open as StoreUnreadable
+            check_db_path(self.path)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open, migrate, run the body in one transaction, commit (or roll back), close."""
+        """Open, migrate, run the body in one transaction, commit (or roll back), close. A read-only store
+        opens the file read-only for the body and closes it: no migration, no writes."""
+        if self.read_only:
+            with self._reading() as con:
+                yield con
+            return
         if self.path != ":memory:":
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +161,14 @@ class Store:
                     con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect_read_only(self.path, self.lock_timeout)
+        try:
+            yield con
         finally:
             con.close()
 
@@ -190,9 +244,25 @@ class Store:
     # -- reading -------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         with self.transaction() as con:
-            cur = con.execute(sql, list(params))
-            cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, row)) for row in cur.fetchall()]
+            return _rows(con, sql, params)
+
+    def state(self) -> StoreState:
+        """Is there a store at the path, with this code's schema and finished runs? Never creates one (nor, read-only,
+        migrates it)."""
+        if not os.path.exists(self.path):
+            return StoreState("missing")
+        with self.transaction() as con:
+            tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if "_migrations" not in tables:
+                return StoreState("foreign" if tables else "missing")
+            schema = _schema_state([row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name")
+                                    .fetchall()])
+            if schema.kind != "ok":
+                return schema
+            counts = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+        if not counts.get("finished"):
+            return StoreState("empty", ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        return StoreState("ok")
 
     def finished_run_with_key(self, run_key: str) -> str | None:
         rows = self.query(
@@ -245,8 +315,9 @@ class Store:
             con.execute("UPDATE runs SET answer_match = ? WHERE id = ?", [definition, run_id])
 
     def run_artifacts(self, run_id: str) -> list[dict]:
-        """The run's registered artifacts (kind, path, sha256), oldest first."""
-        return self.query("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY created_at", [run_id])
+        """The run's registered artifacts (kind, path, sha256, created_at), oldest first."""
+        return self.query("SELECT kind, path, sha256, created_at FROM artifacts WHERE run_id = ? ORDER BY created_at",
+                          [run_id])
 
     def run_grid_id(self, run_id: str) -> str | None:
         rows = self.query("SELECT grid_id FROM runs WHERE id = ?", [run_id])
@@ -294,27 +365,35 @@ class Store:
         return self.query(f"SELECT run_id, example_id, 100 * {column} AS v FROM predictions WHERE split = ? "
                           f"AND list_contains(?, run_id) AND {column} IS NOT NULL", [split, list(run_ids)])
 
-    def finished_runs(self) -> list[dict]:
-        """Every finished run with its metrics pivoted into columns `split/name` and the evaluation set of
-        each split it scored as `eval_set/<split>`."""
-        runs = self.query("SELECT * FROM runs WHERE status = 'finished' ORDER BY finished_at")
-        sets = self.evaluation_sets([r["id"] for r in runs])
-        for run in runs:
-            for split, values in self.run_metrics(run["id"]).items():
-                for name, value in values.items():
-                    run[f"{split}/{name}"] = value
-            for split, set_id in sets.get(run["id"], {}).items():
-                run[f"eval_set/{split}"] = set_id
+    def finished_runs(self, filters: Filters = ()) -> list[dict]:
+        """Every finished run (of those `filters` allow), oldest first: its `runs` row, its learning rates as
+        `embed_lr` and `gen_lr`, its metrics as `split/name` and the evaluation set of each split it scored as
+        `eval_set/<split>`."""
+        where, params = finished_where(filters)
+        with self.transaction() as con:
+            runs = _rows(con, f"""SELECT r.*, TRY_CAST(r.config->>'embed_lr' AS DOUBLE) AS embed_lr,
+                                  TRY_CAST(r.config->>'gen_lr' AS DOUBLE) AS gen_lr
+                                  FROM runs r WHERE {where} ORDER BY r.finished_at, r.id""", params)
+            values = con.execute(f"""SELECT m.run_id, m.split || '/' || m.name, m.value FROM metrics m
+                                     JOIN runs r ON r.id = m.run_id WHERE {where} ORDER BY m.split, m.name""",
+                                 params).fetchall()
+            values += con.execute(f"""SELECT e.run_id, 'eval_set/' || e.split, e.id FROM evaluation_sets e
+                                      JOIN runs r ON r.id = e.run_id WHERE {where} ORDER BY e.split""",
+                                  params).fetchall()
+        by_id = {run["id"]: run for run in runs}
+        for run_id, key, value in values:
+            by_id[run_id][key] = value
         return runs
 
-    def baseline_run(self, run: dict, strategy: str, split: str = "test") -> dict | None:
-        """The newest finished `strategy` run scored on the same `split` questions as `run`, with its models."""
+    def baseline_run(self, run_id: str, strategy: str, split: str = "test") -> dict | None:
+        """The newest finished `strategy` run other than `run_id` scored on the same `split` questions, with the
+        same models."""
         rows = self.query(
             """SELECT r.* FROM runs r JOIN evaluation_sets e ON e.run_id = r.id AND e.split = ?
-               WHERE r.status = 'finished' AND r.strategy = ? AND r.embedder = ? AND r.generator = ?
-               AND e.id = (SELECT id FROM evaluation_sets WHERE run_id = ? AND split = ?)
-               ORDER BY r.finished_at DESC LIMIT 1""",
-            [split, strategy, run["embedder"], run["generator"], run["id"], split])
+               JOIN runs me ON me.id = ? JOIN evaluation_sets m ON m.run_id = me.id AND m.split = ?
+               WHERE r.status = 'finished' AND r.strategy = ? AND r.embedder = me.embedder
+               AND r.generator = me.generator AND e.id = m.id AND r.id <> me.id
+               ORDER BY r.finished_at DESC LIMIT 1""", [split, run_id, split, strategy])
         return rows[0] if rows else None
 
     def evaluation_sets(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -325,6 +404,85 @@ class Store:
                                   [list(run_ids)]):
                 out.setdefault(row["run_id"], {})[row["split"]] = row["id"]
         return out
+
+    # -- reading for the dashboard ---------------------------------------------------------------
+    def filter_options(self) -> dict[str, list[str]]:
+        """FILTER_COLUMNS column -> its values over finished runs, those with the most runs first."""
+        with self.transaction() as con:
+            return {column: [row[0] for row in con.execute(
+                f"SELECT {column} FROM runs WHERE status = 'finished' GROUP BY 1 ORDER BY count(*) DESC, 1").fetchall()]
+                for column in FILTER_COLUMNS}
+
+    def run(self, run_id: str) -> dict | None:
+        """The run with exactly this id as readers show it (a lost `running` run reads `interrupted`), if any."""
+        rows = self.query("SELECT * FROM runs WHERE id = ?", [run_id])
+        return effective_status(rows[0]) if rows else None
+
+    def runs_with_test_em(self) -> list[dict]:
+        """Every run, newest first, as readers show it, with its test EM as `em` (None when it has none)."""
+        return [effective_status(row) for row in self.query(
+            """SELECT r.id, r.strategy, r.dataset, r.embedder, r.generator, r.seed, r.status, r.started_at,
+                      r.folder, r.host, r.pid, m.value AS em
+               FROM runs r LEFT JOIN metrics m ON m.run_id = r.id AND m.split = 'test' AND m.name = 'em'
+               ORDER BY r.started_at DESC, r.id""")]
+
+    def search_predictions(self, run_id: str, split: str, search: str = "", only_wrong: bool = False) -> list[dict]:
+        """The run's predictions on `split` by example id; `search` (a bound value) matches question, prediction
+        or gold answers, ignoring case; `only_wrong` keeps those with EM below 1."""
+        sql = ("SELECT example_id, question, prediction, golds, em, f1, hit, answer_hit, retrieved_ids, "
+               "gold_passage_ids FROM predictions WHERE run_id = ? AND split = ?")
+        params: list = [run_id, split]
+        if search:
+            sql += (" AND (contains(lower(question), ?) OR contains(lower(prediction), ?) "
+                    "OR contains(lower(golds::VARCHAR), ?))")
+            params += [search.lower()] * 3
+        if only_wrong:
+            sql += " AND em < 1"
+        return self.query(sql + " ORDER BY example_id", params)
+
+    def paired_predictions(self, run_a: str, run_b: str, split: str) -> list[dict]:
+        """The examples both runs answered on `split` (same id and question), their answers and scores side by side."""
+        return self.query(
+            """SELECT a.example_id, a.question, a.golds, a.prediction AS prediction_a, b.prediction AS prediction_b,
+                      a.em AS em_a, b.em AS em_b, a.f1 AS f1_a, b.f1 AS f1_b
+               FROM predictions a JOIN predictions b
+                 ON a.example_id = b.example_id AND a.split = b.split AND a.question = b.question
+               WHERE a.run_id = ? AND b.run_id = ? AND a.split = ? ORDER BY a.example_id""", [run_a, run_b, split])
+
+    def grid_summaries(self) -> list[dict]:
+        """One row per grid with finished runs: grid_id, its datasets and strategies (comma-separated), runs."""
+        return self.query(
+            """SELECT grid_id, string_agg(DISTINCT dataset, ', ') AS datasets,
+                      string_agg(DISTINCT strategy, ', ') AS strategies, count(*) AS runs
+               FROM runs WHERE grid_id IS NOT NULL AND status = 'finished' GROUP BY grid_id ORDER BY grid_id""")
+
+
+def finished_where(filters: Filters) -> tuple[str, list]:
+    """`r.status = 'finished' AND r.dataset IN (?, ?)...`: columns from FILTER_COLUMNS, values bound."""
+    clauses, params = ["r.status = 'finished'"], []
+    for column, values in filters:
+        if column not in FILTER_COLUMNS:
+            raise ValueError(f"cannot filter on {column!r}; allowed: {', '.join(FILTER_COLUMNS)}")
+        if values:
+            clauses.append(f"r.{column} IN ({', '.join('?' for _ in values)})")
+            params += list(values)
+    return " AND ".join(clauses), params
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+    cur = con.execute(sql, list(params))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def _schema_state(applied: list[str]) -> StoreState:
+    """ok, outdated (a migration of this code was not applied) or too_new (one this code does not know)."""
+    unknown = sorted(set(applied) - {m.__name__ for m in MIGRATIONS})
+    if unknown:
+        return StoreState("too_new", ", ".join(unknown))
+    if latest_migration() not in applied:
+        return StoreState("outdated", applied[-1] if applied else "none")
+    return StoreState("ok")
 
 
 def _insert_run(con: duckdb.DuckDBPyConnection, run_id: str, run_key: str, config: dict, meta: dict, status: str) -> None:
