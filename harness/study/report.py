@@ -134,7 +134,12 @@ def interval(seed_values: list[float], per_question: list[dict]) -> Value:
         spread = Z95 * float(np.std(seed_values, ddof=1)) / math.sqrt(len(seed_values))
         low = mean - math.hypot(mean - low, spread)
         high = mean + math.hypot(high - mean, spread)
-    return Value(mean, min(low, mean), max(high, mean), len(seed_values))
+    return Value(mean, *within_scale(min(low, mean), max(high, mean)), len(seed_values))
+
+
+def within_scale(low: float, high: float) -> tuple[float, float]:
+    """EM, F1 and recall are percentages: an interval widened by the seeds' spread stops at 0 and 100."""
+    return max(low, 0.0), min(high, 100.0)
 
 
 def verdict(ours: Value | None, published: float | None, metric: str = "em") -> str:
@@ -178,7 +183,8 @@ def averaged(cells: list[CellResult], metric: str) -> Value | None:
         return values[0]
     mean = float(np.mean([v.mean for v in values]))
     half = math.sqrt(sum(v.half ** 2 for v in values)) / len(values)
-    return Value(mean, mean - half, mean + half, min(v.seeds for v in values))
+    low, high = (mean - half, mean + half) if metric == "hours" else within_scale(mean - half, mean + half)
+    return Value(mean, low, high, min(v.seeds for v in values))
 
 
 def pipeline_means(study: Study, cells: list[CellResult]) -> dict[tuple[str, str], dict[str, Value | None]]:

@@ -117,6 +117,15 @@ def test_verdicts():
     assert verdict(None, 28.0) == "not run" and verdict(ours, 3.0, "hours") == "not compared"
 
 
+def test_an_interval_widened_by_the_seeds_stays_a_percentage():
+    from harness.study.report import interval
+
+    questions = [{"example_id": f"q{i}", "v": v} for i, v in enumerate([0.0] * 18 + [100.0] * 2)]
+    value = interval([0.0, 5.0, 25.0], questions)  # a wide spread over seeds around a mean of 10
+    assert value.mean == 10.0 and value.low == 0.0 and 10.0 < value.high <= 100.0
+    assert interval([95.0, 100.0, 100.0], [{"example_id": "q", "v": 100.0}]).high == 100.0
+
+
 def test_dashboard_published_numbers_come_from_the_lawton_study():
     from harness.dashboard import published
 
