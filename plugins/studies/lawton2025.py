@@ -179,7 +179,7 @@ SCALES = {
     "reduced": Scale("REDUCED SCALE: the packaged MiniLM + SmolLM2-135M on CPU, synthbio (in place of both "
                      "HotPotQA and PopQA), a 3-value grid 1e-5/1e-4/1e-3 searched on seed 0, the selected cell "
                      "on seeds 0, 1, 2, 20 questions per split (5 training steps): the paper's comparisons at "
-                     "a size this CPU finishes in about two hours, not its numbers",
+                     "a size two CPU cores finish in under an hour, not its numbers",
                      pipelines=(PACKAGED,), datasets=(REDUCED_DATA,), lr_values=(1e-5, 1e-4, 1e-3),
                      seeds=(0, 1, 2), search_seeds=(0,),
                      config={"limit": 20, "index": "flat", "max_new_tokens": 16}),
