@@ -28,6 +28,7 @@ import json
 import math
 import statistics
 
+from harness.metrics import bootstrap_interval
 from harness.results.leaderboard import grid_cell, ranking
 from harness.store.db import Store
 
@@ -40,16 +41,27 @@ def variant(config: dict) -> str:
     return " ".join(parts)
 
 
-def load_runs(paths: list[str], dataset: str, limit: int | None) -> list[tuple[Store, dict]]:
+def load_runs(paths: list[str], dataset: str, limit: int | None, budgets: bool = False) -> list[tuple[Store, dict]]:
+    """The finished runs of `dataset` at `limit`; runs cut by --max-train-flops only with `budgets` (by
+    default they are the equal-compute page's; the refresh policies compare at one budget)."""
     runs = []
     for path in paths:
         store = Store(path)
         for run in store.finished_runs():
             config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
-            full_budget = config.get("max_train_flops") is None  # budget runs are the equal-compute page's
-            if config.get("dataset") == dataset and config.get("limit") == limit and full_budget:
+            full_budget = config.get("max_train_flops") is None
+            if config.get("dataset") == dataset and config.get("limit") == limit and (full_budget or budgets):
                 runs.append((store, run))
     return runs
+
+
+def recall_interval(store_runs: list[tuple[Store, dict]]) -> tuple[float, float]:
+    """95% bootstrap interval of recall@5 over test questions, each question's hit averaged over the seeds."""
+    hits: dict[str, list[float]] = {}
+    for store, run in store_runs:
+        for row in store.question_scores([run["id"]], "test", "hit"):
+            hits.setdefault(row["example_id"], []).append(row["v"])
+    return bootstrap_interval([statistics.mean(v) for v in hits.values()]) if hits else (math.nan, math.nan)
 
 
 def recall_at_1(store: Store, run_id: str) -> float:
@@ -78,19 +90,22 @@ def table_rows(runs: list[tuple[Store, dict]]) -> list[dict]:
         row["train_flops"] = statistics.mean(f for f in flops if f is not None) if any(f is not None for f in flops) else 0
         row["em_std"] = statistics.stdev(run["test/em"] for _, run in cell) if len(cell) > 1 else float("nan")
         row["recall@1"] = statistics.mean(recall_at_1(store, run["id"]) for store, run in cell)
+        row["recall_low"], row["recall_high"] = recall_interval(cell)
         rows.append(row)
     return sorted(rows, key=lambda r: -r["em"])
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], recall_intervals: bool = False) -> str:
     lines = ["| strategy | options | seeds | test EM (95% CI) | ± std | F1 | recall@1 | recall@5 | answer_recall@5 "
              "| fit s | training FLOPs |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    recall = "{:.1f} ({:.1f}–{:.1f})" if recall_intervals else "{:.1f}"
     for r in rows:
         std = "–" if math.isnan(r["em_std"]) else f"{r['em_std']:.1f}"  # one seed: no spread
         lines.append(f"| `{r['strategy']}` | {r['variant'] or 'defaults'} ({r['lrs'] or 'no lr'}) | {r['seeds']} | "
                      f"{r['em']:.1f} ({r['em_low']:.1f}–{r['em_high']:.1f}) | {std} | {r['f1']:.1f} | "
                      f"{r['recall@1']:.1f} | "
-                     f"{r['recall@5']:.1f} | {r['answer_recall@5']:.1f} | {r['fit_seconds']:.0f} | {r['train_flops']:.2g} |")
+                     f"{recall.format(r['recall@5'], r['recall_low'], r['recall_high'])} | {r['answer_recall@5']:.1f} | "
+                     f"{r['fit_seconds']:.0f} | {r['train_flops']:.2g} |")
     return "\n".join(lines)
 
 
@@ -99,8 +114,11 @@ def main() -> None:
     parser.add_argument("--db", action="append", required=True, help="a store (repeatable)")
     parser.add_argument("--dataset", default="synthbio")
     parser.add_argument("--limit", type=int, default=50, help="the runs' --limit (0: none)")
+    parser.add_argument("--budgets", action="store_true", help="include runs cut by --max-train-flops")
+    parser.add_argument("--recall-ci", action="store_true", help="recall@5 with its 95%% interval over questions")
     args = parser.parse_args()
-    print(markdown(table_rows(load_runs(args.db, args.dataset, args.limit or None))))
+    rows = table_rows(load_runs(args.db, args.dataset, args.limit or None, args.budgets))
+    print(markdown(rows, args.recall_ci))
 
 
 if __name__ == "__main__":
