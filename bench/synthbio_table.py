@@ -42,15 +42,15 @@ def variant(config: dict) -> str:
 
 
 def load_runs(paths: list[str], dataset: str, limit: int | None, budgets: bool = False) -> list[tuple[Store, dict]]:
-    """The finished runs of `dataset` at `limit`; runs cut by --max-train-flops only with `budgets` (by
-    default they are the equal-compute page's; the refresh policies compare at one budget)."""
+    """The finished runs of `dataset` at `limit`: those without --max-train-flops (budget runs are the
+    equal-compute page's), or with `budgets` only those with it (the refresh policies compare at one budget)."""
     runs = []
     for path in paths:
         store = Store(path)
         for run in store.finished_runs():
             config = json.loads(run["config"]) if isinstance(run["config"], str) else run["config"]
             full_budget = config.get("max_train_flops") is None
-            if config.get("dataset") == dataset and config.get("limit") == limit and (full_budget or budgets):
+            if config.get("dataset") == dataset and config.get("limit") == limit and full_budget != budgets:
                 runs.append((store, run))
     return runs
 
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--db", action="append", required=True, help="a store (repeatable)")
     parser.add_argument("--dataset", default="synthbio")
     parser.add_argument("--limit", type=int, default=50, help="the runs' --limit (0: none)")
-    parser.add_argument("--budgets", action="store_true", help="include runs cut by --max-train-flops")
+    parser.add_argument("--budgets", action="store_true", help="only runs given --max-train-flops (equal-FLOPs comparisons)")
     parser.add_argument("--recall-ci", action="store_true", help="recall@5 with its 95%% interval over questions")
     args = parser.parse_args()
     rows = table_rows(load_runs(args.db, args.dataset, args.limit or None, args.budgets))
