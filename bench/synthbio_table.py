@@ -13,6 +13,23 @@ Made from stored runs (one store or several; runs of other datasets or limits ar
     done
     python bench/synthbio_table.py --db harness.duckdb [--db other.duckdb ...] [--limit 50]
 
+The README's two retriever-training tables (issue: retriever training at 21M passages), one thread per run:
+
+    run="--dataset synthbio --limit 30 --eval-splits test"
+    # wider candidate sets: p(z|x) and the retriever's gradient over the top L, embed_lr 1e-4
+    harness run --plugin no_ft $run
+    for seed in 0 1 2; do for L in 5 20 50; do for s in rag_token jsa_rag; do
+      harness run --plugin $s --embed-lr 1e-4 --set retriever_candidates=$L $run --seed $seed
+    done; done; done
+    python bench/synthbio_table.py --db harness.duckdb --limit 30 --recall-ci
+    # refresh policies at equal training FLOPs: the budget is what refresh=none spends on seed 0
+    # (rag_end2end 1.793e13, jsa_rag with train_passages 1.286e13 at this size)
+    for seed in 0 1 2; do for p in none background "rerank --set rerank_candidates=20"; do
+      harness run --plugin rag_end2end --set refresh=$p --max-train-flops 1.793e13 $run --seed $seed
+      harness run --plugin jsa_rag --set train_passages=true --set refresh=$p --max-train-flops 1.286e13 $run --seed $seed
+    done; done
+    python bench/synthbio_table.py --db harness.duckdb --limit 30 --budgets --recall-ci
+
 Each row goes through the leaderboard's own arithmetic (`harness.leaderboard.ranking` on that
 configuration's runs alone; runs cut by `--max-train-flops` are left to the dashboard's equal-compute
 page): test EM as the mean over seeds with its 95% interval (bootstrap over test
