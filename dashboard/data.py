@@ -321,9 +321,7 @@ def split_metrics(path: str, run_id: str) -> dict[str, dict[str, float]]:
 
 def same_questions(path: str, run_a: str, run_b: str, split: str) -> bool:
     """Were both runs scored on one evaluation set of `split` (harness.config.evaluation_set_id)?"""
-    sets = reader(path).evaluation_sets([run_a, run_b])
-    mine = sets.get(run_a, {}).get(split)
-    return mine is not None and mine == sets.get(run_b, {}).get(split)
+    return reader(path).same_questions(run_a, run_b, split)
 
 
 def baseline_run(path: str, run_id: str, strategy: str = BASELINE, split: str = "test") -> str | None:

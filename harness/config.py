@@ -182,31 +182,43 @@ def data_digest(data_dir: str | None) -> str | None:
     if not root.exists():
         return f"missing:{data_dir}"
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    sizes = [path.stat().st_size for path in files]
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.relative_to(root) if path != root else path.name}\0{path.stat().st_size}\0".encode())
-        digest.update(_file_sample(path))
+    for path, size, file_digest in zip(files, sizes, _file_digests(files, sizes)):
+        digest.update(f"{path.relative_to(root) if path != root else path.name}\0{size}\0".encode())
+        digest.update(file_digest)
     return digest.hexdigest()[:16]
-
-
-def _file_sample(path: Path) -> bytes:
-    """The digest of one file, remembered by path, size, inode and modification time (in the cache folder's
-    file-digests.json), so a run on a folder of many large files does not read them all again; a file changed
-    in the last few seconds is hashed and not remembered (its mtime could still move without a new one)."""
-    stat = path.stat()
-    key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_ino}\0{stat.st_mtime_ns}"
-    known = _digest_cache()
-    if key in known:
-        return bytes.fromhex(known[key])
-    digest = _hash_file(path, stat.st_size)
-    if time.time() - stat.st_mtime > RACY_SECONDS and stat.st_size > REMEMBER_BYTES:
-        known[key] = digest.hex()
-        _save_digest_cache(known)
-    return digest
 
 
 RACY_SECONDS = 3.0
 REMEMBER_BYTES = 1 << 20  # smaller files are faster to hash than to look up
+
+
+def _file_digests(files: list[Path], sizes: list[int]) -> list[bytes]:
+    """Each file's digest. Those of files over REMEMBER_BYTES are remembered by path, size, inode and mtime
+    (the cache folder's file-digests.json, read once and written once a call), so a folder of many large
+    files is not read again; a file changed in the last few seconds is hashed and not remembered (its mtime
+    could still move without a new one)."""
+    known: dict[str, str] | None = None
+    learned: dict[str, str] = {}
+    out = []
+    for path, size in zip(files, sizes):
+        if size <= REMEMBER_BYTES:
+            out.append(_hash_file(path, size))
+            continue
+        known = _digest_cache() if known is None else known
+        stat = path.stat()
+        key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_ino}\0{stat.st_mtime_ns}"
+        if key in known:
+            out.append(bytes.fromhex(known[key]))
+            continue
+        file_digest = _hash_file(path, stat.st_size)
+        if time.time() - stat.st_mtime > RACY_SECONDS:
+            learned[key] = file_digest.hex()
+        out.append(file_digest)
+    if learned:
+        _save_digest_cache({**(known or {}), **learned})
+    return out
 
 
 def _digest_cache_path() -> Path:

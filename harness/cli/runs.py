@@ -123,9 +123,8 @@ def print_gain(store, run: dict, metrics: dict, baseline: str | None) -> None:
     base = store.find_run(baseline) if baseline else store.baseline_run(run["id"], "no_ft")
     if base is None or base["id"] == run["id"]:
         return
-    sets = store.evaluation_sets([run["id"], base["id"]])
-    split = "test" if "test" in metrics else next(iter(sets.get(run["id"], {})), None)
-    if split is None or sets.get(run["id"], {}).get(split) != sets.get(base["id"], {}).get(split):
+    split = "test" if "test" in metrics else next(iter(store.evaluation_sets([run["id"]]).get(run["id"], {})), None)
+    if split is None or not store.same_questions(run["id"], base["id"], split):
         if baseline:
             raise UserError(f"run {base['id']} was not scored on the same {split or 'test'} questions as {run['id']} "
                             "(another evaluation set): their EM does not compare")

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,11 @@ def parse_lr_list(text: str | None, option: str) -> list[float] | None:
         if lr not in values:
             values.append(lr)
     return values
+
+
+def searched_seeds(seeds: Sequence[int], search: Sequence[int] | None) -> list[int]:
+    """The seeds a grid searches on: those of `seeds` in `search`, else every seed (its winner runs on the rest)."""
+    return [s for s in seeds if s in (search or seeds)] or list(seeds)
 
 
 def parse_seeds(text: str | None) -> list[int] | None:

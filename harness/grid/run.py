@@ -12,7 +12,17 @@ from harness import plugins
 from harness.config import RunConfig
 from harness.errors import StrategyFailed, UserError
 from harness.grid.lock import grid_lock
-from harness.grid.plan import LR_NAMES, Cell, GridPlan, GridResult, cell_config, grid_id_for, mean_metrics, select_best
+from harness.grid.plan import (
+    LR_NAMES,
+    Cell,
+    GridPlan,
+    GridResult,
+    cell_config,
+    grid_id_for,
+    mean_metrics,
+    searched_seeds,
+    select_best,
+)
 from harness.runner.assemble import resolve
 from harness.runner.lifecycle import execute
 from harness.store.db import Store
@@ -33,7 +43,7 @@ def run_grid(base: RunConfig, store: Store, plan: GridPlan, force: bool = False,
     if "dev" not in base.eval_splits:
         raise UserError("a grid selects on the dev split: keep 'dev' in --eval-splits")
     seeds = seeds or [base.seed]
-    search = [s for s in seeds if s in (search_seeds or seeds)] or seeds
+    search = searched_seeds(seeds, search_seeds)
     base = dataclasses.replace(base, seed=seeds[0])
     grid_id = grid_id or grid_id_for(base, plan, seeds)
     with grid_lock(store, grid_id):  # a second driver of this grid on this store refuses, naming this one

@@ -396,6 +396,12 @@ class Store:
                ORDER BY r.finished_at DESC LIMIT 1""", [split, run_id, split, strategy])
         return rows[0] if rows else None
 
+    def same_questions(self, run_a: str, run_b: str, split: str) -> bool:
+        """Were both runs scored on one evaluation set of `split` (their scores compare)?"""
+        sets = self.evaluation_sets([run_a, run_b])
+        mine = sets.get(run_a, {}).get(split)
+        return mine is not None and mine == sets.get(run_b, {}).get(split)
+
     def evaluation_sets(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """run id -> split -> the evaluation set its scores on that split are on."""
         out: dict[str, dict[str, str]] = {}

@@ -137,9 +137,12 @@ def m004_evaluation_sets(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute("ALTER TABLE runs ADD COLUMN data_digest VARCHAR")
+    digests: dict[str | None, str | None] = {}  # a data folder many runs used is hashed once
     for run_id, config in con.execute("SELECT id, config FROM runs WHERE status = 'finished'").fetchall():
         config = json.loads(config)
-        digest = data_digest(config.get("data_dir"))
+        if config.get("data_dir") not in digests:
+            digests[config.get("data_dir")] = data_digest(config.get("data_dir"))
+        digest = digests[config.get("data_dir")]
         con.execute("UPDATE runs SET data_digest = ? WHERE id = ?", [digest, run_id])
         ids = con.execute("SELECT split, list(example_id) FROM predictions WHERE run_id = ? GROUP BY split",
                           [run_id]).fetchall()

@@ -75,7 +75,7 @@ def cell_result(study: Study, study_id: str, cell: StudyCell, by_grid: dict, sto
     out = CellResult(cell.key, cell.strategy.strategy, cell.strategy.title, cell.dataset.name, cell.pipeline.name)
     runs = [r for r in by_grid.get(grid_id_of(study_id, cell), []) if r["status"] == "finished"]
     out.runs_stored = len(runs)
-    best = selected_cell(cell, runs, store, study.searched_seeds if study.search_seeds else ())
+    best = selected_cell(cell, runs, store, study.searched_seeds)
     if best is None:
         return out
     out.run_ids, out.lrs = best.run_ids, best.lrs
@@ -93,10 +93,10 @@ def cell_result(study: Study, study_id: str, cell: StudyCell, by_grid: dict, sto
     return out
 
 
-def selected_cell(cell: StudyCell, runs: list[dict], store: Store, search_seeds: tuple[int, ...] = ()) -> Cell | None:
+def selected_cell(cell: StudyCell, runs: list[dict], store: Store, search_seeds: tuple[int, ...]) -> Cell | None:
     """The grid's answer from its stored runs: runs grouped by rates and options into grid cells (one run per
     seed), earlier-stage cells (e.g. two_phase phases=1) left out, the best mean dev EM (ties: F1) over the
-    `search_seeds` (all seeds if empty), as the grid chose; the cell returned holds the runs of every seed."""
+    `search_seeds` (Study.searched_seeds), as the grid chose; the cell returned holds the runs of every seed."""
     from harness import plugins
 
     earlier = [opts for _, opts in lr_stages(plugins.strategies().get(cell.strategy.strategy))[:-1] if opts]
@@ -114,7 +114,7 @@ def selected_cell(cell: StudyCell, runs: list[dict], store: Store, search_seeds:
         for run in group:  # one run per seed: the newest
             newest[run["seed"]] = run
         ids = [r["id"] for r in newest.values()]
-        searched = [r["id"] for seed, r in newest.items() if not search_seeds or seed in search_seeds]
+        searched = [r["id"] for seed, r in newest.items() if seed in search_seeds]
         if searched:
             cells.append(Cell(0, group[0]["lrs"], searched[0], "finished",
                               mean_metrics([store.run_metrics(i) for i in searched]), run_ids=ids))

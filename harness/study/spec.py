@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import UserError
+from harness.grid.plan import searched_seeds
 
 METRICS = ("em", "f1", "recall@5")
 ANY_PIPELINE = "*"  # a published value averaged over the study's pipelines (Lawton's Table 3)
@@ -146,7 +147,7 @@ class Study:
     @property
     def searched_seeds(self) -> tuple[int, ...]:
         """The seeds the grids search on: those of `seeds` in `search_seeds`, or every seed."""
-        return tuple(s for s in self.seeds if s in self.search_seeds) or self.seeds
+        return tuple(searched_seeds(self.seeds, self.search_seeds))
 
     def strategy(self, name: str) -> StrategyAxis:
         for axis in self.strategies:

@@ -78,7 +78,19 @@ def test_search_seeds_must_be_seeds_the_study_runs(tmp_path):
     bad.write_text(EXAMPLE.read_text().replace("search_seeds = [0]", "search_seeds = [5]"))
     with pytest.raises(UserError, match=r"search_seeds \[5\] are not among seeds \[0, 1\]"):
         load_study_file(bad)
-    assert get_study("lawton2025").study_id() == get_study("lawton2025").study_id()
+
+
+
+def test_search_seeds_change_a_study_id_and_studies_without_them_keep_theirs():
+    """A study id names the grids its runs are stored under, so a re-run resumes them: adding the field must
+    not move the ids of studies that do not set it (these are the ids before `search_seeds` existed)."""
+    import dataclasses
+
+    lawton = get_study("lawton2025")
+    assert lawton.study_id() == "lawton2025@full-e631592d"
+    assert lawton.at_scale("smoke").study_id() == "lawton2025@smoke-16d330c9"
+    assert get_study("siriwardhana2021").at_scale("smoke").study_id() == "siriwardhana2021@smoke-d9f50bf3"
+    assert dataclasses.replace(lawton, search_seeds=(0,)).study_id() != lawton.study_id()
 
 
 def test_a_study_searching_on_one_seed_runs_its_winners_on_every_seed(tmp_path, capsys):
