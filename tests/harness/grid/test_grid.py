@@ -98,10 +98,22 @@ class LrOracle:
             next((answer for q, answer in golds.items() if q in p), "no idea") for p in prompts]
 
 
+class SeedOneFails(LrOracle):
+    """The oracle, except that every run on seed 1 raises."""
+
+    name = "seed_one_fails"
+
+    def fit(self, ctx):
+        if ctx.config.seed == 1:
+            raise RuntimeError("diverged on seed 1")
+        super().fit(ctx)
+
+
 class OraclePlugin:
     @hookimpl
     def register_strategies(self, register):
         register(LrOracle)
+        register(SeedOneFails)
 
 
 @pytest.fixture
@@ -138,6 +150,17 @@ def test_search_seeds_select_on_one_seed_then_run_the_winner_on_the_others(oracl
     assert len({r["grid_id"] for r in runs}) == 1
     assert "on seed(s) [0], the selected cell on [0, 1]" in out and "selected run" in out
     assert run_cli(args) == 0 and len(db().query("SELECT id FROM runs")) == 3  # a re-run adds nothing
+
+
+def test_a_winner_that_fails_on_a_further_seed_is_one_line(oracle, tiny_data, capsys):
+    args = grid_args(tiny_data, "seed_one_fails", "--gen-lr", "1e-4,1e-3", "--seeds", "0,1", "--search-seeds", "0")
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if not line.startswith("[progress]")]
+    assert said == [f"error: grid {said[0].split()[2]} the selected cell failed on seed(s) [1]: strategy "
+                    "'seed_one_fails' (plugin test-lr-oracle) raised RuntimeError: diverged on seed 1"]
+    statuses = sorted((r["seed"], r["status"]) for r in db().query("SELECT seed, status FROM runs"))
+    assert statuses == [(0, "finished"), (0, "finished"), (1, "failed")]  # the search's runs are kept
 
 
 @pytest.mark.parametrize("extra, needle", [
